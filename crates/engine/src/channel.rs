@@ -1,0 +1,546 @@
+//! What happens to one inbound message: parse, validate, filter, transform, store
+//! (with its destination queue entries, in one commit), acknowledge.
+//!
+//! The pipeline is transport-neutral: the MLLP source calls [`Channel::receive`]
+//! with the frame's bytes and sends back whatever it returns.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hl7v2::ack::{AckBuilder, AckCode, ErrorDetail};
+use hl7v2::{ErrorCode, Message};
+use medrelay_store::{InboundOutcome, InboundRecord, MessageStatus, NewDelivery, Store};
+use tokio::sync::broadcast;
+use tracing::{debug, warn};
+
+use crate::clock::{ControlIds, hl7_timestamp, now_ms};
+use crate::config::{AckMode, ChannelConfig};
+use crate::metrics::ChannelMetrics;
+use crate::transform::{Filter, Transformer};
+
+/// A finished delivery, announced to `after-destinations` ACK waiters.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryDone {
+    pub delivery_id: i64,
+    pub sent: bool,
+}
+
+/// The inbound half of a channel, shared by all its connections.
+pub struct Channel {
+    pub(crate) name: String,
+    pub(crate) org: String,
+    ack_mode: AckMode,
+    ack_wait: Duration,
+    dedup_window: Option<i64>,
+    validate: bool,
+    filter: Option<Filter>,
+    transformer: Transformer,
+    /// Queue keys (`channel/destination`) every accepted message is queued for.
+    destinations: Vec<String>,
+    store: Store,
+    pub(crate) metrics: ChannelMetrics,
+    control_ids: Arc<ControlIds>,
+    /// Wakes the destination workers after a commit.
+    wake: Vec<Arc<tokio::sync::Notify>>,
+    pub(crate) done: broadcast::Sender<DeliveryDone>,
+}
+
+/// What the caller should send back.
+pub struct Reply {
+    pub ack: Vec<u8>,
+    pub message_id: Option<i64>,
+    pub code: AckCode,
+}
+
+impl Channel {
+    pub(crate) fn new(
+        cfg: &ChannelConfig,
+        store: Store,
+        control_ids: Arc<ControlIds>,
+        destinations: Vec<String>,
+        wake: Vec<Arc<tokio::sync::Notify>>,
+        done: broadcast::Sender<DeliveryDone>,
+    ) -> Result<Self, crate::EngineError> {
+        let filter = cfg.filter.as_ref().map(Filter::new).transpose()?;
+        let transformer = Transformer::new(&cfg.transform)?;
+        let dedup_ms = i64::try_from(cfg.dedup_window.as_millis()).unwrap_or(i64::MAX);
+        Ok(Channel {
+            name: cfg.name.clone(),
+            org: cfg.org.clone(),
+            ack_mode: cfg.ack,
+            ack_wait: cfg.ack_wait,
+            dedup_window: (dedup_ms > 0).then_some(dedup_ms),
+            validate: cfg.validate,
+            filter,
+            transformer,
+            destinations,
+            store,
+            metrics: ChannelMetrics::new(&cfg.name),
+            control_ids,
+            wake,
+            done,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Processes one message and returns the reply. The message (and its queue
+    /// entries) is committed before this returns a positive ACK.
+    pub async fn receive(&self, raw: Vec<u8>, peer: Option<String>) -> Reply {
+        let started = Instant::now();
+        self.metrics.received.increment(1);
+        let reply = self.process(raw, peer).await;
+        self.metrics.latency.record(started.elapsed().as_secs_f64());
+        match reply.code {
+            AckCode::AA | AckCode::CA => self.metrics.acknowledged.increment(1),
+            _ => self.metrics.errored.increment(1),
+        }
+        reply
+    }
+
+    /// A frame over the size limit: rejected with AR naming the limit; the first
+    /// bytes are kept as evidence.
+    pub async fn receive_oversized(
+        &self,
+        head: Vec<u8>,
+        len: usize,
+        limit: usize,
+        peer: Option<String>,
+    ) -> Reply {
+        self.metrics.received.increment(1);
+        self.metrics.errored.increment(1);
+        let text =
+            format!("message of {len} bytes exceeds the maximum frame size of {limit} bytes");
+        let received_at = now_ms();
+        let ack = self
+            .ack_for_raw(&head, received_at)
+            .code(AckCode::AR)
+            .error(internal_error(&text))
+            .build();
+        let header = salvage(&head);
+        let mut error = text;
+        error.push_str(" (only the first bytes were kept)");
+        let rec = InboundRecord {
+            org: self.org.clone(),
+            channel: self.name.clone(),
+            received_at,
+            peer,
+            control_id: header.control_id,
+            message_type: header.message_type,
+            sending_application: header.sending_application,
+            sending_facility: header.sending_facility,
+            status: MessageStatus::Rejected,
+            raw: head,
+            ack: Some(ack.clone()),
+            error: Some(error),
+            dedup_window: None,
+            deliveries: Vec::new(),
+        };
+        let message_id = match self.store.record_inbound(rec).await {
+            Ok(InboundOutcome::Stored { message_id, .. }) => Some(message_id),
+            Ok(InboundOutcome::Duplicate { .. }) => None,
+            Err(e) => {
+                warn!(channel = %self.name, error = %e, "could not store an oversized frame");
+                None
+            }
+        };
+        Reply {
+            ack,
+            message_id,
+            code: AckCode::AR,
+        }
+    }
+
+    async fn process(&self, raw: Vec<u8>, peer: Option<String>) -> Reply {
+        let received_at = now_ms();
+        let msg = match Message::parse(&raw) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let builder = self.ack_for_raw(&raw, received_at);
+                let header = Header {
+                    control_id: builder.original_control_id(),
+                    message_type: None,
+                    sending_application: builder.original_sending_application(),
+                    sending_facility: builder.original_sending_facility(),
+                };
+                let ack = builder.code(AckCode::AR).parse_error(&e).build();
+                debug!(channel = %self.name, error = %e, "unparseable message rejected");
+                return self
+                    .store_rejected(
+                        raw,
+                        ack,
+                        AckCode::AR,
+                        e.to_string(),
+                        received_at,
+                        peer,
+                        header,
+                    )
+                    .await;
+            }
+        };
+
+        let header = Header::of(&msg);
+
+        if self.validate {
+            let issues = hl7v2::validate::validate(&msg);
+            if hl7v2::validate::has_errors(&issues) {
+                let mut builder = self.ack_for(&msg, received_at).code(AckCode::AE);
+                let mut reasons = Vec::with_capacity(issues.len());
+                for issue in &issues {
+                    reasons.push(issue.to_string());
+                    builder = builder.error(ErrorDetail::from(issue));
+                }
+                let ack = builder.build();
+                drop(msg);
+                return self
+                    .store_rejected(
+                        raw,
+                        ack,
+                        AckCode::AE,
+                        reasons.join("; "),
+                        received_at,
+                        peer,
+                        header,
+                    )
+                    .await;
+            }
+        }
+
+        let passes = self.filter.as_ref().is_none_or(|f| f.accepts(&msg));
+        let payload = if passes && !self.destinations.is_empty() {
+            match self.transformer.apply(&msg) {
+                Ok(payload) => Some(payload),
+                Err(e) => {
+                    let text = format!("transformer failed: {e}");
+                    let ack = self
+                        .ack_for(&msg, received_at)
+                        .code(AckCode::AE)
+                        .error(internal_error(&text))
+                        .build();
+                    drop(msg);
+                    return self
+                        .store_errored(raw, ack, text, received_at, peer, header)
+                        .await;
+                }
+            }
+        } else {
+            None
+        };
+        let ack = self.ack_for(&msg, received_at).code(AckCode::AA).build();
+        let waits =
+            passes && self.ack_mode == AckMode::AfterDestinations && !self.destinations.is_empty();
+        // Built now, while the original is at hand; used if a destination fails or
+        // does not answer in time.
+        let negative = waits.then(|| NegativeAcks {
+            failed: self
+                .ack_for(&msg, received_at)
+                .code(AckCode::AE)
+                .error(internal_error("a destination rejected the message"))
+                .build(),
+            timeout: self
+                .ack_for(&msg, received_at)
+                .code(AckCode::AE)
+                .error(internal_error(&format!(
+                    "destinations did not answer within {}s; the message is stored and stays queued",
+                    self.ack_wait.as_secs()
+                )))
+                .build(),
+        });
+        drop(msg);
+
+        let status = if !passes {
+            self.metrics.filtered.increment(1);
+            MessageStatus::Filtered
+        } else if waits {
+            MessageStatus::Received
+        } else {
+            MessageStatus::Accepted
+        };
+        let deliveries = match payload {
+            Some(payload) => self
+                .destinations
+                .iter()
+                .map(|d| NewDelivery {
+                    destination: d.clone(),
+                    payload: payload.clone(),
+                    not_before: received_at,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let done_rx = waits.then(|| self.done.subscribe());
+        let rec = InboundRecord {
+            org: self.org.clone(),
+            channel: self.name.clone(),
+            received_at,
+            peer,
+            control_id: header.control_id,
+            message_type: header.message_type,
+            sending_application: header.sending_application,
+            sending_facility: header.sending_facility,
+            status,
+            raw,
+            // An after-destinations ACK is decided later; storing none keeps a
+            // retransmission from being answered with a premature AA.
+            ack: (!waits).then(|| ack.clone()),
+            error: None,
+            dedup_window: self.dedup_window,
+            deliveries,
+        };
+        match self.store.record_inbound(rec).await {
+            Ok(InboundOutcome::Stored {
+                message_id,
+                delivery_ids,
+            }) => {
+                for w in &self.wake {
+                    w.notify_one();
+                }
+                match (done_rx, negative) {
+                    (Some(rx), Some(negative)) => {
+                        self.await_destinations(message_id, delivery_ids, rx, ack, negative)
+                            .await
+                    }
+                    _ => Reply {
+                        ack,
+                        message_id: Some(message_id),
+                        code: AckCode::AA,
+                    },
+                }
+            }
+            Ok(InboundOutcome::Duplicate {
+                original_id,
+                original_ack,
+            }) => {
+                self.metrics.duplicates.increment(1);
+                debug!(channel = %self.name, original_id, "retransmission answered with the original ACK");
+                Reply {
+                    ack: original_ack.unwrap_or(ack),
+                    message_id: Some(original_id),
+                    code: AckCode::AA,
+                }
+            }
+            Err(e) => self.store_failed(&e, received_at),
+        }
+    }
+
+    /// `after-destinations`: the ACK is AA once every destination has taken the
+    /// message, AE if one failed for good or they did not answer in time. Either
+    /// way the message stays stored and queued.
+    async fn await_destinations(
+        &self,
+        message_id: i64,
+        mut pending: Vec<i64>,
+        mut rx: broadcast::Receiver<DeliveryDone>,
+        positive: Vec<u8>,
+        negative: NegativeAcks,
+    ) -> Reply {
+        let deadline = tokio::time::Instant::now() + self.ack_wait;
+        let mut failed = false;
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(done)) => {
+                    if let Some(pos) = pending.iter().position(|id| *id == done.delivery_id) {
+                        pending.swap_remove(pos);
+                        failed |= !done.sent;
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    // Missed announcements: ask the store instead.
+                    if let Ok(ds) = self.store.deliveries_for_message(message_id).await {
+                        for d in ds {
+                            use medrelay_store::DeliveryState as S;
+                            if matches!(d.state, S::Sent | S::Failed) {
+                                pending.retain(|id| *id != d.id);
+                                failed |= d.state == S::Failed;
+                            }
+                        }
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
+            }
+        }
+        let (code, ack, status, error) = if pending.is_empty() && !failed {
+            (AckCode::AA, positive, MessageStatus::Processed, None)
+        } else if failed {
+            let text = "a destination rejected the message";
+            (
+                AckCode::AE,
+                negative.failed,
+                MessageStatus::Errored,
+                Some(text.to_string()),
+            )
+        } else {
+            let text = "destinations did not answer in time; the message stays queued";
+            (
+                AckCode::AE,
+                negative.timeout,
+                MessageStatus::Accepted,
+                Some(text.to_string()),
+            )
+        };
+        if let Err(e) = self
+            .store
+            .set_ack(message_id, status, Some(ack.clone()), error)
+            .await
+        {
+            warn!(channel = %self.name, message_id, error = %e, "could not record the ACK");
+        }
+        Reply {
+            ack,
+            message_id: Some(message_id),
+            code,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store_rejected(
+        &self,
+        raw: Vec<u8>,
+        ack: Vec<u8>,
+        code: AckCode,
+        error: String,
+        received_at: i64,
+        peer: Option<String>,
+        header: Header,
+    ) -> Reply {
+        let rec = InboundRecord {
+            org: self.org.clone(),
+            channel: self.name.clone(),
+            received_at,
+            peer,
+            control_id: header.control_id,
+            message_type: header.message_type,
+            sending_application: header.sending_application,
+            sending_facility: header.sending_facility,
+            status: MessageStatus::Rejected,
+            raw,
+            ack: Some(ack.clone()),
+            error: Some(error),
+            dedup_window: None,
+            deliveries: Vec::new(),
+        };
+        match self.store.record_inbound(rec).await {
+            Ok(InboundOutcome::Stored { message_id, .. }) => Reply {
+                ack,
+                message_id: Some(message_id),
+                code,
+            },
+            Ok(InboundOutcome::Duplicate { original_id, .. }) => Reply {
+                ack,
+                message_id: Some(original_id),
+                code,
+            },
+            Err(e) => {
+                warn!(channel = %self.name, error = %e, "could not store a rejected message");
+                Reply {
+                    ack,
+                    message_id: None,
+                    code,
+                }
+            }
+        }
+    }
+
+    async fn store_errored(
+        &self,
+        raw: Vec<u8>,
+        ack: Vec<u8>,
+        error: String,
+        received_at: i64,
+        peer: Option<String>,
+        header: Header,
+    ) -> Reply {
+        let mut reply = self
+            .store_rejected(raw, ack, AckCode::AE, error, received_at, peer, header)
+            .await;
+        if let Some(id) = reply.message_id
+            && let Err(e) = self
+                .store
+                .set_status(id, MessageStatus::Errored, None)
+                .await
+        {
+            warn!(channel = %self.name, error = %e, "could not mark a message as errored");
+        }
+        reply.code = AckCode::AE;
+        reply
+    }
+
+    /// The store refused the message: answer AE so the sender keeps it and retries.
+    /// Nothing was acknowledged, so nothing is lost.
+    fn store_failed(&self, e: &medrelay_store::StoreError, received_at: i64) -> Reply {
+        warn!(channel = %self.name, error = %e, "store failed; answering AE so the sender retries");
+        let ack = AckBuilder::for_raw(b"")
+            .code(AckCode::AE)
+            .error(internal_error(
+                "the message could not be stored; please retry",
+            ))
+            .timestamp(&hl7_timestamp(received_at))
+            .control_id(&self.control_ids.next())
+            .build();
+        Reply {
+            ack,
+            message_id: None,
+            code: AckCode::AE,
+        }
+    }
+
+    fn ack_for(&self, msg: &Message<'_>, at: i64) -> AckBuilder {
+        AckBuilder::for_message(msg)
+            .timestamp(&hl7_timestamp(at))
+            .control_id(&self.control_ids.next())
+    }
+
+    fn ack_for_raw(&self, raw: &[u8], at: i64) -> AckBuilder {
+        AckBuilder::for_raw(raw)
+            .timestamp(&hl7_timestamp(at))
+            .control_id(&self.control_ids.next())
+    }
+}
+
+/// An ERR entry for something that went wrong on our side (HL7 table 0357: 207).
+fn internal_error(text: &str) -> ErrorDetail {
+    ErrorDetail::new(ErrorCode::ApplicationInternalError, text)
+}
+
+struct NegativeAcks {
+    failed: Vec<u8>,
+    timeout: Vec<u8>,
+}
+
+/// Header fields kept in the store's columns for search.
+#[derive(Default)]
+struct Header {
+    control_id: Option<String>,
+    message_type: Option<String>,
+    sending_application: Option<String>,
+    sending_facility: Option<String>,
+}
+
+impl Header {
+    fn of(msg: &Message<'_>) -> Self {
+        let h = msg.header();
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        Header {
+            control_id: h.control_id().map(|v| v.to_string()).and_then(some),
+            message_type: some(h.message_type_string()),
+            sending_application: h
+                .sending_application()
+                .map(|v| v.to_string())
+                .and_then(some),
+            sending_facility: h.sending_facility().map(|v| v.to_string()).and_then(some),
+        }
+    }
+}
+
+/// Best effort for bytes that did not parse: whatever MSH fields can be found.
+fn salvage(raw: &[u8]) -> Header {
+    let b = AckBuilder::for_raw(raw);
+    Header {
+        control_id: b.original_control_id(),
+        message_type: None,
+        sending_application: b.original_sending_application(),
+        sending_facility: b.original_sending_facility(),
+    }
+}

@@ -1,0 +1,495 @@
+//! A channel end to end over real sockets and a real SQLite file: MLLP in,
+//! store, ACK, destination queues out.
+
+use std::time::Duration;
+
+use hl7v2::Message;
+use hl7v2::ack::{AckCode, parse_ack};
+use medrelay_engine::config::{AckMode, ChannelConfig, DestinationConfig, SourceConfig};
+use medrelay_engine::{Engine, queue_key};
+use medrelay_store::{DeliveryState, MessageQuery, MessageStatus, SqliteOptions, Store};
+use medrelay_testkit::{EhrMode, TestEhr, TestPki, orm_o01, wait_for};
+use mllp::{Sender, SenderConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Harness {
+    engine: Engine,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(channels: Vec<ChannelConfig>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open_sqlite(&dir.path().join("medrelay.db"), SqliteOptions::default()).unwrap();
+        let engine = Engine::start(store.clone(), &channels, Duration::from_secs(5))
+            .await
+            .unwrap();
+        Harness {
+            engine,
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn sender(&self, channel: &str) -> Sender {
+        let addr = self.engine.source_addr(channel).unwrap();
+        Sender::new(SenderConfig::new(addr.to_string()))
+    }
+
+    async fn messages(&self, control_id: Option<&str>) -> Vec<medrelay_store::StoredMessage> {
+        self.store
+            .find_messages(MessageQuery {
+                control_id: control_id.map(str::to_string),
+                limit: 1000,
+                ..MessageQuery::new("default")
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.engine.shutdown().await;
+        self.store.close().await.unwrap();
+    }
+}
+
+fn channel(name: &str) -> ChannelConfig {
+    ChannelConfig::new(name, SourceConfig::mllp("127.0.0.1:0".parse().unwrap()))
+}
+
+fn mllp_destination(name: &str, addr: std::net::SocketAddr) -> DestinationConfig {
+    let mut d: DestinationConfig = toml::from_str(&format!(
+        "name = \"{name}\"\nmllp = \"{addr}\"\nconnect_timeout = \"1s\"\nack_timeout = \"2s\"\nretry = {{ initial = \"50ms\", max = \"400ms\" }}\n"
+    ))
+    .unwrap();
+    d.name = Some(name.to_string());
+    d
+}
+
+struct Ack {
+    code: AckCode,
+    acked: String,
+    raw: String,
+}
+
+fn read_ack(bytes: &[u8]) -> Ack {
+    let msg = Message::parse(bytes).expect("the reply is HL7");
+    let view = parse_ack(&msg).expect("the reply is an ACK");
+    Ack {
+        code: view.code,
+        acked: view.acknowledged_control_id.to_string(),
+        raw: String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn orm_is_acknowledged_aa_after_it_is_stored() {
+    let h = Harness::start(vec![channel("orders")]).await;
+    let mut s = h.sender("orders");
+    let msg = orm_o01("MSG001");
+    let ack = read_ack(&s.send(&msg).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA, "{}", ack.raw);
+    assert_eq!(ack.acked, "MSG001");
+    assert!(
+        ack.raw.contains("|ACK^O01"),
+        "MSH-9 is ACK^O01: {}",
+        ack.raw
+    );
+
+    let stored = h.messages(Some("MSG001")).await;
+    assert_eq!(stored.len(), 1);
+    let m = &stored[0];
+    assert_eq!(m.raw, msg, "the raw bytes are kept exactly");
+    assert_eq!(m.status, MessageStatus::Accepted);
+    assert_eq!(m.message_type.as_deref(), Some("ORM^O01"));
+    assert_eq!(m.sending_application.as_deref(), Some("HIS"));
+    assert_eq!(m.sending_facility.as_deref(), Some("HOSPITAL_A"));
+    assert_eq!(m.channel, "orders");
+    assert_eq!(m.org, "default");
+    assert!(
+        m.peer
+            .as_deref()
+            .is_some_and(|p| p.starts_with("127.0.0.1:"))
+    );
+    assert_eq!(
+        m.ack
+            .as_deref()
+            .map(|a| String::from_utf8_lossy(a).into_owned()),
+        Some(ack.raw)
+    );
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_input_gets_a_nack_naming_the_problem_and_is_kept() {
+    let h = Harness::start(vec![channel("orders")]).await;
+    let mut s = h.sender("orders");
+
+    // No MSH at all.
+    let garbage = b"hello, this is not HL7\r".to_vec();
+    let ack = read_ack(&s.send(&garbage).await.unwrap());
+    assert_eq!(ack.code, AckCode::AR, "{}", ack.raw);
+    assert!(
+        ack.raw.contains("\rERR|"),
+        "ERR segment present: {}",
+        ack.raw
+    );
+    assert!(
+        ack.raw.to_lowercase().contains("msh"),
+        "the error names MSH: {}",
+        ack.raw
+    );
+
+    // Broken delimiters: MSH-2 repeats the field separator.
+    let broken = b"MSH|^^|\\&|HIS|HOSP|X|Y|20250101||ORM^O01|BAD1|P|2.5\r".to_vec();
+    let ack = read_ack(&s.send(&broken).await.unwrap());
+    assert_eq!(ack.code, AckCode::AR, "{}", ack.raw);
+    assert!(ack.raw.contains("\rERR|"), "{}", ack.raw);
+
+    // Parses, but an ORM^O01 without PID/ORC/OBR is structurally invalid.
+    let incomplete = b"MSH|^~\\&|HIS|HOSP|X|Y|20250101||ORM^O01|BAD2|P|2.5\r".to_vec();
+    let ack = read_ack(&s.send(&incomplete).await.unwrap());
+    assert_eq!(ack.code, AckCode::AE, "{}", ack.raw);
+    assert_eq!(ack.acked, "BAD2");
+    assert!(ack.raw.contains("\rERR|"), "{}", ack.raw);
+    assert!(
+        ack.raw.contains("ORC") || ack.raw.contains("OBR"),
+        "the ERR names the missing segment: {}",
+        ack.raw
+    );
+
+    // The same connection still works.
+    let ack = read_ack(&s.send(&orm_o01("GOOD1")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA);
+
+    let all = h.messages(None).await;
+    assert_eq!(all.len(), 4, "every input is stored, good or bad");
+    for (raw, status) in [
+        (&garbage, MessageStatus::Rejected),
+        (&broken, MessageStatus::Rejected),
+        (&incomplete, MessageStatus::Rejected),
+    ] {
+        let m = all.iter().find(|m| &m.raw == raw).expect("raw bytes kept");
+        assert_eq!(m.status, status);
+        assert!(m.error.as_deref().is_some_and(|e| !e.is_empty()));
+        assert!(m.ack.is_some());
+    }
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn peer_outside_the_allow_list_is_refused() {
+    let mut ch = channel("guarded");
+    ch.source.allow = vec!["127.0.0.1/32".into()];
+    let h = Harness::start(vec![ch]).await;
+    let addr = h.engine.source_addr("guarded").unwrap();
+
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stream = sock.connect(addr).await.unwrap();
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(&orm_o01("DENIED1"));
+    frame.extend_from_slice(&[0x1c, 0x0d]);
+    let _ = stream.write_all(&frame).await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a refused peer gets no ACK, only a closed connection");
+
+    // 127.0.0.1 is allowed.
+    let mut s = h.sender("guarded");
+    let ack = read_ack(&s.send(&orm_o01("ALLOWED1")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA);
+    assert!(
+        h.messages(Some("DENIED1")).await.is_empty(),
+        "nothing from the refused peer is processed"
+    );
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn tls_round_trip_and_plain_text_client_fails_cleanly() {
+    let pki = TestPki::generate();
+    let mut ch = channel("secure");
+    ch.source.tls = Some(medrelay_engine::config::ServerTls {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+        client_ca: None,
+    });
+    let h = Harness::start(vec![ch]).await;
+    let addr = h.engine.source_addr("secure").unwrap();
+
+    // Plain text against TLS: no ACK, a closed connection.
+    let mut plain = Sender::new(SenderConfig {
+        ack_timeout: Duration::from_secs(5),
+        ..SenderConfig::new(addr.to_string())
+    });
+    assert!(plain.send(&orm_o01("PLAIN1")).await.is_err());
+
+    let tls = mllp::tls::client_config_from_files(&pki.ca, None).unwrap();
+    let mut s = Sender::new(SenderConfig {
+        tls: Some(mllp::ClientTls {
+            config: tls,
+            server_name: "localhost".into(),
+        }),
+        ..SenderConfig::new(addr.to_string())
+    });
+    let ack = read_ack(&s.send(&orm_o01("TLS1")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA);
+    assert_eq!(h.messages(Some("TLS1")).await.len(), 1);
+    assert!(h.messages(Some("PLAIN1")).await.is_empty());
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frame_is_rejected_and_the_server_lives() {
+    let mut ch = channel("small");
+    ch.source.max_frame = 4096;
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("small");
+
+    let mut big = orm_o01("BIG1");
+    big.extend_from_slice(b"NTE|1||");
+    big.extend(std::iter::repeat_n(b'x', 10_000));
+    big.push(b'\r');
+    let ack = read_ack(&s.send(&big).await.unwrap());
+    assert_eq!(ack.code, AckCode::AR, "{}", ack.raw);
+    assert_eq!(
+        ack.acked, "BIG1",
+        "the MSH is salvaged from the head of the frame"
+    );
+    assert!(
+        ack.raw.contains("4096"),
+        "the ERR names the limit: {}",
+        ack.raw
+    );
+
+    let ack = read_ack(&s.send(&orm_o01("SMALL1")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA);
+    let kept = h.messages(Some("BIG1")).await;
+    assert_eq!(kept.len(), 1, "evidence of the oversized frame is kept");
+    assert_eq!(kept[0].status, MessageStatus::Rejected);
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn retransmission_gets_the_same_ack_and_one_stored_copy() {
+    let ehr = TestEhr::start(EhrMode::Accept).await;
+    let mut ch = channel("dedup");
+    ch.destinations = vec![mllp_destination("ehr", ehr.addr)];
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("dedup");
+    let first = s.send(&orm_o01("RETX1")).await.unwrap();
+    let second = s.send(&orm_o01("RETX1")).await.unwrap();
+    assert_eq!(first, second, "byte-identical ACK for the retransmission");
+    assert_eq!(read_ack(&first).code, AckCode::AA);
+    assert_eq!(h.messages(Some("RETX1")).await.len(), 1);
+    // The destination gets it once.
+    ehr.wait_for_count(1, WAIT).await;
+    let third = s.send(&orm_o01("OTHER1")).await.unwrap();
+    assert_eq!(read_ack(&third).code, AckCode::AA);
+    let got = ehr.wait_for_count(2, WAIT).await;
+    assert_eq!(got.len(), 2, "the retransmission was not forwarded again");
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_down_destination_is_retried_and_gets_everything_in_order() {
+    let addr = medrelay_testkit::free_port();
+    let mut ch = channel("retry");
+    ch.destinations = vec![mllp_destination("ehr", addr)];
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("retry");
+    let ids: Vec<String> = (0..20).map(|i| format!("ORD{i:03}")).collect();
+    for id in &ids {
+        let ack = read_ack(&s.send(&orm_o01(id)).await.unwrap());
+        assert_eq!(
+            ack.code,
+            AckCode::AA,
+            "ACK after store, even with the destination down"
+        );
+    }
+    // The head of the queue is retried with backoff while the EHR is down.
+    let key = queue_key("retry", "ehr");
+    let store = h.store.clone();
+    let msg_id = h.messages(Some("ORD000")).await[0].id;
+    wait_for("two failed attempts", WAIT, || {
+        let store = store.clone();
+        async move {
+            let d = store.deliveries_for_message(msg_id).await.ok()?;
+            (d.first()?.attempts >= 2 && d[0].state == DeliveryState::Retrying).then_some(())
+        }
+    })
+    .await;
+    let depth = h.store.queue_depth(&key).await.unwrap();
+    assert_eq!(depth.pending, 20);
+
+    let ehr = TestEhr::start_on(addr, EhrMode::Accept).await;
+    ehr.wait_for_count(20, WAIT).await;
+    assert_eq!(ehr.control_ids(), ids, "every message, in order, once");
+    let store = h.store.clone();
+    let key2 = key.clone();
+    wait_for("empty queue", WAIT, || {
+        let (store, key) = (store.clone(), key2.clone());
+        async move { (store.queue_depth(&key).await.ok()?.pending == 0).then_some(()) }
+    })
+    .await;
+    let d = h.store.deliveries_for_message(msg_id).await.unwrap();
+    assert_eq!(d[0].state, DeliveryState::Sent);
+    assert!(
+        d[0].response
+            .as_deref()
+            .is_some_and(|r| r.windows(7).any(|w| w == b"MSA|AA|"))
+    );
+    s.close().await;
+    h.stop().await;
+    ehr.stop().await;
+}
+
+#[tokio::test]
+async fn ack_after_destinations_reflects_the_destination() {
+    let ehr = TestEhr::start(EhrMode::Accept).await;
+    let mut ch = channel("sync");
+    ch.ack = AckMode::AfterDestinations;
+    ch.ack_wait = Duration::from_secs(10);
+    let mut d = mllp_destination("ehr", ehr.addr);
+    d.retry.max_attempts = Some(1);
+    ch.destinations = vec![d];
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("sync");
+
+    let ack = read_ack(&s.send(&orm_o01("SYNC1")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA);
+    assert_eq!(
+        ehr.messages().len(),
+        1,
+        "the destination had it before the ACK"
+    );
+    assert_eq!(
+        h.messages(Some("SYNC1")).await[0].status,
+        MessageStatus::Processed
+    );
+
+    ehr.set_mode(EhrMode::Reject);
+    let ack = read_ack(&s.send(&orm_o01("SYNC2")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AE, "{}", ack.raw);
+    assert_eq!(ack.acked, "SYNC2");
+    let stored = h.messages(Some("SYNC2")).await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "kept even though the destination refused it"
+    );
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn file_destination_writes_complete_files() {
+    let out = tempfile::tempdir().unwrap();
+    let mut ch = channel("files");
+    let d: DestinationConfig = toml::from_str(&format!(
+        "name = \"archive\"\nfile = {:?}\npattern = \"{{control_id}}.hl7\"\n",
+        out.path()
+    ))
+    .unwrap();
+    ch.destinations = vec![d];
+    ch.filter = Some(toml::from_str("message_types = [\"ORM^O01\"]").unwrap());
+    ch.transform = vec![toml::from_str("set = \"MSH-5\"\nvalue = \"ARCHIVE\"").unwrap()];
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("files");
+    for id in ["F1", "F2", "../evil"] {
+        assert_eq!(
+            read_ack(&s.send(&orm_o01(id)).await.unwrap()).code,
+            AckCode::AA
+        );
+    }
+    // Filtered out: an ADT is acknowledged and stored but not written.
+    let adt = b"MSH|^~\\&|HIS|HOSP|X|Y|20250101||ADT^A08|ADT1|P|2.5\rEVN|A08|20250101\rPID|1||123^^^HIS||DOE^JOHN\rPV1|1|O\r";
+    assert_eq!(read_ack(&s.send(adt).await.unwrap()).code, AckCode::AA);
+
+    let dir = out.path().to_path_buf();
+    let files = wait_for("three files", WAIT, || {
+        let dir = dir.clone();
+        async move {
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .ok()?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect();
+            (names.len() >= 3).then_some(names)
+        }
+    })
+    .await;
+    let mut files = files;
+    files.sort();
+    assert_eq!(
+        files,
+        vec!["F1.hl7", "F2.hl7", "_evil.hl7"],
+        "no temp files left, no path escape"
+    );
+    let f1 = std::fs::read(out.path().join("F1.hl7")).unwrap();
+    assert!(
+        f1.starts_with(b"MSH|^~\\&|HIS|HOSPITAL_A|ARCHIVE|"),
+        "{}",
+        String::from_utf8_lossy(&f1)
+    );
+    assert_eq!(
+        h.messages(Some("ADT1")).await[0].status,
+        MessageStatus::Filtered
+    );
+    s.close().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn queued_work_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("medrelay.db");
+    let addr = medrelay_testkit::free_port();
+    let mut ch = channel("resume");
+    ch.destinations = vec![mllp_destination("ehr", addr)];
+
+    let store = Store::open_sqlite(&db, SqliteOptions::default()).unwrap();
+    let engine = Engine::start(
+        store.clone(),
+        std::slice::from_ref(&ch),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let mut s = Sender::new(SenderConfig::new(
+        engine.source_addr("resume").unwrap().to_string(),
+    ));
+    for i in 0..5 {
+        s.send(&orm_o01(&format!("R{i}"))).await.unwrap();
+    }
+    s.close().await;
+    engine.shutdown().await;
+    store.close().await.unwrap();
+
+    let ehr = TestEhr::start_on(addr, EhrMode::Accept).await;
+    let store = Store::open_sqlite(&db, SqliteOptions::default()).unwrap();
+    let engine = Engine::start(
+        store.clone(),
+        std::slice::from_ref(&ch),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    ehr.wait_for_count(5, WAIT).await;
+    assert_eq!(ehr.control_ids(), vec!["R0", "R1", "R2", "R3", "R4"]);
+    engine.shutdown().await;
+    store.close().await.unwrap();
+}

@@ -1,0 +1,252 @@
+//! The TOML configuration file: `[server]` and `[[channel]]` (see DESIGN.md and
+//! the README's configuration reference).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use medrelay_engine::config::{ChannelConfig, SourceConfig, check_channels};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
+    /// `sqlite://path` or a path; PostgreSQL arrives in a later release.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Delete stored messages older than this (e.g. `90d`); absent keeps everything.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How long SIGTERM waits for in-flight work before exiting anyway.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: default_data_dir(),
+            http: default_http(),
+            database: None,
+            retention: None,
+            shutdown_grace: default_grace(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("medrelay-data")
+}
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Config {
+    /// Reads, resolves `env:` secrets, and deserializes. Errors name the file,
+    /// the line and the key.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let mut table: toml::Table = text.parse()?;
+        let mut missing = Vec::new();
+        resolve_env(&mut table, "", &mut missing);
+        if !missing.is_empty() {
+            bail!(
+                "environment variables referenced with env: are not set: {}",
+                missing.join(", ")
+            );
+        }
+        let cfg: Config = toml::Value::Table(table).try_into()?;
+        Ok(cfg)
+    }
+
+    /// The configuration used when `serve` gets no `--config`: one HL7 channel,
+    /// `default`, on 127.0.0.1:2575.
+    pub fn embedded_default() -> Config {
+        let mllp = SocketAddr::from(([127, 0, 0, 1], 2575));
+        let channel = ChannelConfig::new("default", SourceConfig::mllp(mllp));
+        Config {
+            server: ServerConfig::default(),
+            channels: vec![channel],
+        }
+    }
+
+    /// Everything `check` reports beyond what deserializing already caught.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = check_channels(&self.channels);
+        if let Some(db) = &self.server.database
+            && db.starts_with("postgres")
+        {
+            out.push(
+                "server.database: PostgreSQL is not supported yet; remove the key to use the embedded SQLite store".into(),
+            );
+        }
+        for ch in &self.channels {
+            if let Some(tls) = &ch.source.tls {
+                for (what, p) in [
+                    ("cert", Some(&tls.cert)),
+                    ("key", Some(&tls.key)),
+                    ("client_ca", tls.client_ca.as_ref()),
+                ] {
+                    if let Some(p) = p
+                        && !p.is_file()
+                    {
+                        out.push(format!(
+                            "channel {:?}: source.tls.{what}: file {} does not exist",
+                            ch.name,
+                            p.display()
+                        ));
+                    }
+                }
+            }
+            for d in &ch.destinations {
+                if let Some(tls) = &d.tls {
+                    for (what, p) in [
+                        ("ca", Some(&tls.ca)),
+                        ("cert", tls.cert.as_ref()),
+                        ("key", tls.key.as_ref()),
+                    ] {
+                        if let Some(p) = p
+                            && !p.is_file()
+                        {
+                            out.push(format!(
+                                "channel {:?}: destination tls.{what}: file {} does not exist",
+                                ch.name,
+                                p.display()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Where the SQLite file lives.
+    pub fn database_path(&self) -> Result<PathBuf> {
+        match &self.server.database {
+            None => Ok(self.server.data_dir.join("medrelay.db")),
+            Some(url) if url.starts_with("postgres") => {
+                bail!("PostgreSQL is not supported yet (server.database = {url:?})")
+            }
+            Some(url) => Ok(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url))),
+        }
+    }
+}
+
+/// Replaces every string value `env:NAME` with the variable's value, so secrets
+/// stay out of the file. Missing variables are collected with their key path.
+fn resolve_env(table: &mut toml::Table, prefix: &str, missing: &mut Vec<String>) {
+    for (key, value) in table.iter_mut() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        resolve_value(value, &path, missing);
+    }
+}
+
+fn resolve_value(value: &mut toml::Value, path: &str, missing: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => {
+            if let Some(name) = s.strip_prefix("env:") {
+                match std::env::var(name) {
+                    Ok(v) => *s = v,
+                    Err(_) => missing.push(format!("{name} (at {path})")),
+                }
+            }
+        }
+        toml::Value::Table(t) => resolve_env(t, path, missing),
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve_value(item, &format!("{path}[{i}]"), missing);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_channels_and_env_secrets() {
+        // SAFETY: single-threaded test setup of a variable no other test reads.
+        unsafe { std::env::set_var("MEDRELAY_TEST_DEST", "127.0.0.1:7777") };
+        let cfg = Config::parse(
+            r#"
+            [server]
+            http = "127.0.0.1:9090"
+            retention = "30d"
+
+            [[channel]]
+            name = "adt"
+            source = { mllp = "127.0.0.1:6000", allow = ["10.0.0.0/8"] }
+            destinations = [{ name = "pacs", mllp = "env:MEDRELAY_TEST_DEST", retry = { initial = "2s" } }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.server.http.port(), 9090);
+        assert_eq!(cfg.server.retention, Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(
+            cfg.channels[0].destinations[0].mllp.as_deref(),
+            Some("127.0.0.1:7777")
+        );
+        assert_eq!(
+            cfg.channels[0].destinations[0].retry.initial,
+            Duration::from_secs(2)
+        );
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    }
+
+    #[test]
+    fn missing_env_and_unknown_keys_are_explained() {
+        let err =
+            Config::parse("[server]\ndatabase = \"env:MEDRELAY_SURELY_UNSET\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("MEDRELAY_SURELY_UNSET (at server.database)"));
+        let err = Config::parse("[server]\nhtp = \"x\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("htp"), "{err:#}");
+    }
+
+    #[test]
+    fn embedded_default_has_one_channel() {
+        let cfg = Config::embedded_default();
+        assert_eq!(cfg.channels.len(), 1);
+        assert_eq!(cfg.channels[0].source.mllp.to_string(), "127.0.0.1:2575");
+        assert!(cfg.problems().is_empty());
+    }
+}

@@ -1,0 +1,254 @@
+//! Real peers for medrelay's tests: an MLLP server that plays the EHR, a
+//! throwaway certificate authority, and waiting on a condition with a deadline
+//! (tests never sleep to synchronise).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mllp::{Handler, Listener, ListenerConfig, Peer};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Polls `cond` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How the test EHR answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EhrMode {
+    /// `MSA|AA|<control id>`
+    Accept,
+    /// `MSA|AR|<control id>`
+    Reject,
+    /// Reads the frame and never answers.
+    Silent,
+}
+
+#[derive(Default)]
+struct Received {
+    messages: Mutex<Vec<Vec<u8>>>,
+    changed: Notify,
+}
+
+struct EhrHandler {
+    mode: Mutex<EhrMode>,
+    received: Arc<Received>,
+}
+
+impl Handler for EhrHandler {
+    async fn on_frame(&self, _peer: &Peer, payload: Bytes) -> Option<Bytes> {
+        let mode = *self.mode.lock().unwrap();
+        if mode == EhrMode::Silent {
+            return None;
+        }
+        self.received
+            .messages
+            .lock()
+            .unwrap()
+            .push(payload.to_vec());
+        self.received.changed.notify_waiters();
+        let code = if mode == EhrMode::Accept { "AA" } else { "AR" };
+        Some(Bytes::from(ack(&payload, code)))
+    }
+
+    async fn on_oversized(&self, _: &Peer, _: Bytes, _: usize, _: usize) -> Option<Bytes> {
+        None
+    }
+}
+
+/// A small, independent ACK writer (deliberately not medrelay's own builder).
+pub fn ack(msg: &[u8], code: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(msg);
+    let msh = text.split('\r').next().unwrap_or("");
+    let fields: Vec<&str> = msh.split('|').collect();
+    let control_id = fields.get(9).copied().unwrap_or("");
+    let version = fields.get(11).copied().unwrap_or("2.5");
+    format!(
+        "MSH|^~\\&|EHR|HOSP|MEDRELAY|RELAY|20250101000000||ACK|E{control_id}|P|{version}\rMSA|{code}|{control_id}\r"
+    )
+    .into_bytes()
+}
+
+/// A real MLLP server on 127.0.0.1 that records what it receives.
+pub struct TestEhr {
+    pub addr: SocketAddr,
+    handler: Arc<EhrHandler>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestEhr {
+    /// On a free port.
+    pub async fn start(mode: EhrMode) -> TestEhr {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), mode).await
+    }
+
+    /// On a given address (to come back on the port a destination points at).
+    pub async fn start_on(addr: SocketAddr, mode: EhrMode) -> TestEhr {
+        Self::start_with(addr, mode, Arc::default()).await
+    }
+
+    async fn start_with(addr: SocketAddr, mode: EhrMode, received: Arc<Received>) -> TestEhr {
+        let listener = Listener::bind(ListenerConfig::new(addr)).await.unwrap();
+        let addr = listener.local_addr();
+        let handler = Arc::new(EhrHandler {
+            mode: Mutex::new(mode),
+            received,
+        });
+        let shutdown = CancellationToken::new();
+        let task =
+            tokio::spawn(listener.run(handler.clone(), shutdown.clone(), Duration::from_secs(1)));
+        TestEhr {
+            addr,
+            handler,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub fn set_mode(&self, mode: EhrMode) {
+        *self.handler.mode.lock().unwrap() = mode;
+    }
+
+    /// Everything received so far, in arrival order.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        self.handler.received.messages.lock().unwrap().clone()
+    }
+
+    /// The MSH-10 of everything received so far.
+    pub fn control_ids(&self) -> Vec<String> {
+        self.messages().iter().map(|m| control_id(m)).collect()
+    }
+
+    /// Waits until at least `n` messages arrived.
+    pub async fn wait_for_count(&self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let received = self.handler.received.clone();
+        wait_for(&format!("{n} messages at the test EHR"), timeout, || {
+            let received = received.clone();
+            async move {
+                let msgs = received.messages.lock().unwrap().clone();
+                (msgs.len() >= n).then_some(msgs)
+            }
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for TestEhr {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// MSH-10 of a message, read naively (test helper).
+pub fn control_id(msg: &[u8]) -> String {
+    let text = String::from_utf8_lossy(msg);
+    text.split('\r')
+        .next()
+        .and_then(|msh| msh.split('|').nth(9))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A port that was free a moment ago (for a peer that is "down" at first).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A throwaway PKI: a CA, a server certificate for `localhost`/127.0.0.1 and a
+/// client certificate, written as PEM files into a temporary directory.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A second CA that signed nothing we trust.
+    pub other_ca: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, pem).unwrap();
+            p
+        };
+        let make_ca = |cn: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            (cert, Issuer::new(params, key))
+        };
+        let (ca_cert, ca) = make_ca("medrelay test CA");
+        let (other_cert, _) = make_ca("someone else's CA");
+
+        let mut server =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = server.signed_by(&server_key, &ca).unwrap();
+
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "ehr-client");
+        let client_key = KeyPair::generate().unwrap();
+        let client_cert = client.signed_by(&client_key, &ca).unwrap();
+
+        TestPki {
+            ca: write("ca.pem", ca_cert.pem()),
+            other_ca: write("other-ca.pem", other_cert.pem()),
+            server_cert: write("server.pem", server_cert.pem()),
+            server_key: write("server.key", server_key.serialize_pem()),
+            client_cert: write("client.pem", client_cert.pem()),
+            client_key: write("client.key", client_key.serialize_pem()),
+            dir,
+        }
+    }
+}
+
+/// The seed's ORM^O01 (a radiology order), with the given control id.
+pub fn orm_o01(control_id: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|HIS|HOSPITAL_A|MEDISFERA|PACS|20250315120000||ORM^O01|{control_id}|P|2.5\r\
+PID|1||1234567890^^^HIS||GARCIA^PEDRO^M||19751022|M|||C/ MAYOR 1^MADRID^^28001\r\
+PV1|1|O|RADIOLOGY||||12345^DR LOPEZ^ANA|\r\
+ORC|NW|ORD-2025-001|||SC||||20250315120000|||12345^DR LOPEZ^ANA\r\
+OBR|1|ORD-2025-001||72193^TC ABDOMEN SIN CONTRASTE^LN|||20250315||||||||||12345^DR LOPEZ^ANA||||||CT|||^^MEDISFERA_MWL^MEDISFERA|||SC\r"
+    )
+    .into_bytes()
+}
