@@ -13,8 +13,8 @@
 //! `synchronous=FULL`. All writes go to one writer thread which commits
 //! *batches*: it blocks for the first queued operation, takes every other
 //! operation already waiting (up to [`SqliteOptions::max_batch`]), runs them in
-//! one transaction — each inside its own savepoint, so one failing operation
-//! does not fail its neighbours — and commits once. Sixteen connections waiting
+//! one transaction — an operation that fails without having changed a row does
+//! not fail its neighbours — and commits once. Sixteen connections waiting
 //! for their ACKs thus share one fsync instead of queueing for sixteen.
 //! Reads use a small pool of read-only connections on blocking threads; with WAL
 //! they never wait for the writer.

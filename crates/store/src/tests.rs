@@ -408,13 +408,48 @@ async fn failing_op_does_not_fail_its_batch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_op_failing_after_a_write_rolls_back_its_whole_batch() {
+    let dir = temp();
+    let store = open(&dir);
+    let backend = sqlite(&store);
+    let release = backend.pause_writer().await;
+    let before = started(store.record_inbound(rec("c", "BEFORE", 1)));
+    // Writes a row, then fails: its half-done work must not be committed.
+    let half = started(backend.write(|conn| {
+        conn.execute(
+            "INSERT INTO messages (org, channel, received_at, status, raw) VALUES ('default', 'c', 1, 'accepted', x'00')",
+            [],
+        )?;
+        conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(())
+    }));
+    let clean_fail = started(store.set_ack(424_242, MessageStatus::Accepted, None, None));
+    let after = started(store.record_inbound(rec("c", "AFTER", 1)));
+    drop(release);
+    assert!(
+        matches!(before.await, Err(StoreError::Sqlite(_))),
+        "rolled back with the batch"
+    );
+    assert!(matches!(half.await, Err(StoreError::Sqlite(_))));
+    // Ops after the rollback run in a fresh transaction.
+    assert!(matches!(clean_fail.await, Err(StoreError::NotFound)));
+    assert!(matches!(after.await, Ok(InboundOutcome::Stored { .. })));
+    assert_eq!(
+        store.count_messages(DEFAULT_ORG, None).await.unwrap(),
+        1,
+        "only AFTER is stored"
+    );
+    assert_eq!(store.metrics_snapshot().failed_batches, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_commit_fails_every_op_and_the_writer_recovers() {
     let dir = temp();
     let store = open(&dir);
     let backend = sqlite(&store);
     let release = backend.pause_writer().await;
     let good = started(store.record_inbound(rec("c", "A", 1)));
-    // A deferred foreign-key violation passes its savepoint but makes COMMIT fail.
+    // A deferred foreign-key violation passes its statement but makes COMMIT fail.
     let poison = started(backend.write(|conn| {
         conn.execute_batch(
             "PRAGMA defer_foreign_keys = ON;

@@ -293,8 +293,8 @@ impl Default for MessageQuery {
 pub struct StoreMetrics {
     /// Transactions committed by the writer (one fsync each).
     pub batches: u64,
-    /// Write operations in those committed transactions (including ones whose own
-    /// savepoint was rolled back, e.g. a `NotFound`).
+    /// Write operations in those committed transactions (including ones that
+    /// failed cleanly, e.g. a `NotFound`).
     pub ops: u64,
     /// Largest number of operations in one committed transaction.
     pub max_batch: u64,

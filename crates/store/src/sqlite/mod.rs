@@ -63,6 +63,8 @@ impl Default for SqliteOptions {
 
 pub(crate) struct SqliteBackend {
     writer: Sender<Msg>,
+    /// Dropping or sending on it stops the checkpointer thread.
+    checkpointer: Mutex<Option<Sender<()>>>,
     readers: Arc<ReadPool>,
     metrics: Arc<Metrics>,
     closed: AtomicBool,
@@ -142,9 +144,12 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     // engine send its ACK as soon as record_inbound returns.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Checkpoint every ~16 MB of WAL rather than 4 MB: hot pages (the right edge
-    // of every index) are then copied into the database far less often, and the
-    // checkpoint runs inside a COMMIT on the hot path.
+    // A checkpoint copies WAL pages into the database and fsyncs it; on the
+    // writer thread that stalls every waiting ACK. The checkpointer thread does
+    // that work beside the writer, but only a checkpoint between the writer's own
+    // transactions can finish and let the WAL start over, so the writer still
+    // checkpoints every ~16 MB of WAL: by then most pages are already copied and
+    // its checkpoint is short.
     conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
     // Keep the WAL file from staying huge after a burst of large payloads.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
@@ -164,6 +169,32 @@ fn open_reader(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     Ok(conn)
 }
 
+/// How often the checkpointer copies committed WAL pages into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// A thread with its own connection that runs PASSIVE checkpoints: they never
+/// wait for the writer or readers and the writer never waits for them, so the
+/// WAL stays small without a checkpoint ever landing on the ACK path. It stops
+/// when its sender is dropped.
+fn spawn_checkpointer(path: &Path, opts: &SqliteOptions) -> Result<Sender<()>, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("medrelay-store-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "store: background checkpoint failed");
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
 impl SqliteBackend {
     pub(crate) fn open(path: &Path, opts: SqliteOptions) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent()
@@ -179,9 +210,11 @@ impl SqliteBackend {
             commit_delay: opts.commit_delay,
         };
         writer::spawn(conn, rx, config, metrics.clone())?;
+        let checkpointer = spawn_checkpointer(path, &opts)?;
         let readers = opts.readers.max(1);
         Ok(SqliteBackend {
             writer: tx,
+            checkpointer: Mutex::new(Some(checkpointer)),
             readers: Arc::new(ReadPool {
                 path: path.to_path_buf(),
                 opts,
@@ -250,9 +283,12 @@ impl SqliteBackend {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Err(StoreError::Closed);
         }
-        // Readers go first so the checkpoint can truncate the WAL (a reader's open
-        // snapshot would pin it).
+        // Readers and the checkpointer go first so the final checkpoint can
+        // truncate the WAL (an open snapshot would pin it).
         self.readers.close();
+        if let Ok(mut c) = self.checkpointer.lock() {
+            c.take();
+        }
         let (tx, rx) = oneshot::channel();
         self.writer
             .send(Msg::Close(tx))
