@@ -470,19 +470,20 @@ impl AckBuilder {
         b
     }
 
-    /// MSH-10 of the original as the builder found it (raw, lossy UTF-8), if any.
+    /// MSH-10 of the original as the builder found it (unescaped, lossy UTF-8), if any.
     /// With [`for_raw`](AckBuilder::for_raw) this is what could be salvaged from a
     /// message that did not parse, which is worth recording beside it.
     pub fn original_control_id(&self) -> Option<String> {
         self.first_component(&self.orig_control_id)
     }
 
-    /// MSH-3.1 of the original (raw, lossy UTF-8), if any.
+    /// MSH-3.1 of the original (unescaped, lossy UTF-8), if any. When the
+    /// original's delimiters were unusable, the whole field.
     pub fn original_sending_application(&self) -> Option<String> {
         self.first_component(&self.orig_sending_app)
     }
 
-    /// MSH-4.1 of the original (raw, lossy UTF-8), if any.
+    /// MSH-4.1 of the original (unescaped, lossy UTF-8), if any; as above.
     pub fn original_sending_facility(&self) -> Option<String> {
         self.first_component(&self.orig_sending_fac)
     }
@@ -492,7 +493,9 @@ impl AckBuilder {
             .split(|&b| b == self.delims.component())
             .next()
             .unwrap_or(&[]);
-        (!first.is_empty()).then(|| String::from_utf8_lossy(first).into_owned())
+        (!first.is_empty()).then(|| {
+            String::from_utf8_lossy(&crate::escape::unescape(first, &self.delims)).into_owned()
+        })
     }
 
     /// The delimiters the ACK will use.
@@ -913,11 +916,18 @@ mod tests {
 
     #[test]
     fn salvaged_header_fields_are_readable() {
-        let broken = b"MSH|^^|\\&|HIS^X|HOSP|PACS|RAD|2025||ORM^O01|M77|P|2.5\r";
+        let broken = b"MSH|^^\\&|HIS^X|HOSP|PACS|RAD|2025||ORM^O01|M77|P|2.5\r";
         let b = AckBuilder::for_raw(broken);
         assert_eq!(b.original_control_id().as_deref(), Some("M77"));
-        assert_eq!(b.original_sending_application().as_deref(), Some("HIS"));
+        // MSH-2 is unusable, so MSH-3 cannot be split into components.
+        assert_eq!(b.original_sending_application().as_deref(), Some("HIS^X"));
         assert_eq!(b.original_sending_facility().as_deref(), Some("HOSP"));
+        let parsed = AckBuilder::for_raw(b"MSH|^~\\&|HIS^X|HOSP|P|R|2025||ADT^A08|C\\F\\1|P|2.5\r");
+        assert_eq!(
+            parsed.original_sending_application().as_deref(),
+            Some("HIS")
+        );
+        assert_eq!(parsed.original_control_id().as_deref(), Some("C|1"));
         let none = AckBuilder::for_raw(b"garbage");
         assert_eq!(none.original_control_id(), None);
     }
