@@ -26,7 +26,7 @@ use medrelay_store::Store;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{Instrument, error, info};
 
 pub use channel::Channel;
 pub use config::{ChannelConfig, DestinationConfig, SourceConfig};
@@ -142,11 +142,16 @@ impl Engine {
             let handler = Arc::new(source::MllpSource { channel });
             let token = shutdown.clone();
             let name = cfg.name.clone();
-            listeners.spawn(async move {
-                if let Err(e) = listener.run(handler, token, grace).await {
-                    error!(channel = %name, error = %e, "MLLP source stopped with an error");
+            // error level: the span carries context and must exist whatever the filter.
+            let span = tracing::error_span!("channel", name = %cfg.name);
+            listeners.spawn(
+                async move {
+                    if let Err(e) = listener.run(handler, token, grace).await {
+                        error!(channel = %name, error = %e, "MLLP source stopped with an error");
+                    }
                 }
-            });
+                .instrument(span),
+            );
             for w in pending_workers {
                 workers.spawn(w.run(shutdown.clone()));
             }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mllp::{ConnectionEvent, Handler, Peer};
-use tracing::{debug, warn};
 
 use crate::channel::Channel;
 
@@ -36,30 +35,14 @@ impl Handler for MllpSource {
         Some(Bytes::from(reply.ack))
     }
 
+    /// The listener logs connection events itself (inside the channel's span);
+    /// here they only feed the metrics.
     fn on_event(&self, event: ConnectionEvent) {
-        match &event {
-            ConnectionEvent::Refused { peer, reason } => {
-                self.channel.metrics.refused.increment(1);
-                warn!(channel = %self.channel.name, %peer, ?reason, "connection refused");
-            }
-            ConnectionEvent::TlsHandshakeFailed { peer, error } => {
-                self.channel.metrics.refused.increment(1);
-                warn!(channel = %self.channel.name, %peer, %error, "TLS handshake failed");
-            }
-            ConnectionEvent::AcceptFailed { error } => {
-                warn!(channel = %self.channel.name, %error, "accept failed");
-            }
-            ConnectionEvent::Accepted { peer } => {
-                debug!(channel = %self.channel.name, %peer, "connection accepted");
-            }
-            ConnectionEvent::Closed {
-                peer,
-                reason,
-                frames,
-            } => {
-                debug!(channel = %self.channel.name, %peer, ?reason, frames, "connection closed");
-            }
-            _ => {}
+        if matches!(
+            event,
+            ConnectionEvent::Refused { .. } | ConnectionEvent::TlsHandshakeFailed { .. }
+        ) {
+            self.channel.metrics.refused.increment(1);
         }
     }
 }

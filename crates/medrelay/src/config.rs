@@ -243,6 +243,27 @@ mod tests {
     }
 
     #[test]
+    fn every_example_configuration_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let cfg =
+                    Config::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                assert!(
+                    cfg.problems().is_empty(),
+                    "{}: {:?}",
+                    path.display(),
+                    cfg.problems()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 0);
+    }
+
+    #[test]
     fn embedded_default_has_one_channel() {
         let cfg = Config::embedded_default();
         assert_eq!(cfg.channels.len(), 1);

@@ -192,6 +192,68 @@ async fn serve_send_health_metrics_and_clean_sigterm() {
 }
 
 #[tokio::test]
+async fn send_over_mutual_tls() {
+    let pki = medrelay_testkit::TestPki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let mllp = free_port();
+    let (cfg, _) = write_config(dir.path(), mllp, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("source = {{ mllp = \"{mllp}\" }}"),
+        &format!(
+            "source = {{ mllp = \"{mllp}\", tls = {{ cert = {:?}, key = {:?}, client_ca = {:?} }} }}",
+            pki.server_cert, pki.server_key, pki.ca
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let server = Server::start(&cfg).await;
+    let file = dir.path().join("order.hl7");
+    std::fs::write(&file, orm_o01("TLS-CLI")).unwrap();
+
+    let with_cert = Command::new(BIN)
+        .args([
+            "send",
+            &mllp.to_string(),
+            "--server-name",
+            "localhost",
+            "--tls-ca",
+        ])
+        .arg(&pki.ca)
+        .arg("--tls-cert")
+        .arg(&pki.client_cert)
+        .arg("--tls-key")
+        .arg(&pki.client_key)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&with_cert.stdout);
+    assert!(
+        with_cert.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&with_cert.stderr)
+    );
+    assert!(stdout.contains("MSA|AA|TLS-CLI"), "{stdout}");
+
+    // Without a client certificate the server refuses the handshake.
+    let without = Command::new(BIN)
+        .args([
+            "send",
+            &mllp.to_string(),
+            "--server-name",
+            "localhost",
+            "--timeout",
+            "5s",
+            "--tls-ca",
+        ])
+        .arg(&pki.ca)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!without.status.success());
+    assert!(!String::from_utf8_lossy(&without.stdout).contains("MSA|"));
+    drop(server);
+}
+
+#[tokio::test]
 async fn check_explains_configuration_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (good, _) = write_config(dir.path(), free_port(), "");

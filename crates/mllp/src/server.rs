@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::allow::AllowList;
 use crate::codec::{CodecError, DEFAULT_MAX_FRAME, Inbound, MllpCodec};
@@ -282,14 +283,18 @@ impl Listener {
                         };
                         tracing::debug!(%peer, "MLLP connection accepted");
                         handler.on_event(ConnectionEvent::Accepted { peer });
-                        tasks.spawn(serve_connection(
-                            stream,
-                            peer,
-                            settings.clone(),
-                            handler.clone(),
-                            shutdown.clone(),
-                            permit,
-                        ));
+                        // Connection tasks log inside the caller's span (e.g. its channel).
+                        tasks.spawn(
+                            serve_connection(
+                                stream,
+                                peer,
+                                settings.clone(),
+                                handler.clone(),
+                                shutdown.clone(),
+                                permit,
+                            )
+                            .in_current_span(),
+                        );
                     }
                     Err(e) if is_per_connection_error(&e) => {
                         tracing::debug!(error = %e, "MLLP accept: connection failed before accept");
