@@ -114,43 +114,15 @@ impl Channel {
         let text =
             format!("message of {len} bytes exceeds the maximum frame size of {limit} bytes");
         let received_at = now_ms();
-        let ack = self
-            .ack_for_raw(&head, received_at)
+        let builder = self.ack_for_raw(&head, received_at);
+        let header = Header::salvaged(&builder);
+        let ack = builder
             .code(AckCode::AR)
             .error(internal_error(&text))
             .build();
-        let header = salvage(&head);
-        let mut error = text;
-        error.push_str(" (only the first bytes were kept)");
-        let rec = InboundRecord {
-            org: self.org.clone(),
-            channel: self.name.clone(),
-            received_at,
-            peer,
-            control_id: header.control_id,
-            message_type: header.message_type,
-            sending_application: header.sending_application,
-            sending_facility: header.sending_facility,
-            status: MessageStatus::Rejected,
-            raw: head,
-            ack: Some(ack.clone()),
-            error: Some(error),
-            dedup_window: None,
-            deliveries: Vec::new(),
-        };
-        let message_id = match self.store.record_inbound(rec).await {
-            Ok(InboundOutcome::Stored { message_id, .. }) => Some(message_id),
-            Ok(InboundOutcome::Duplicate { .. }) => None,
-            Err(e) => {
-                warn!(channel = %self.name, error = %e, "could not store an oversized frame");
-                None
-            }
-        };
-        Reply {
-            ack,
-            message_id,
-            code: AckCode::AR,
-        }
+        let error = format!("{text} (only the first bytes were kept)");
+        let rec = self.record(header, head, received_at, peer, MessageStatus::Rejected);
+        self.store_nack(rec, error, ack, AckCode::AR).await
     }
 
     async fn process(&self, raw: Vec<u8>, peer: Option<String>) -> Reply {
@@ -159,25 +131,11 @@ impl Channel {
             Ok(msg) => msg,
             Err(e) => {
                 let builder = self.ack_for_raw(&raw, received_at);
-                let header = Header {
-                    control_id: builder.original_control_id(),
-                    message_type: None,
-                    sending_application: builder.original_sending_application(),
-                    sending_facility: builder.original_sending_facility(),
-                };
+                let header = Header::salvaged(&builder);
                 let ack = builder.code(AckCode::AR).parse_error(&e).build();
                 debug!(channel = %self.name, error = %e, "unparseable message rejected");
-                return self
-                    .store_rejected(
-                        raw,
-                        ack,
-                        AckCode::AR,
-                        e.to_string(),
-                        received_at,
-                        peer,
-                        header,
-                    )
-                    .await;
+                let rec = self.record(header, raw, received_at, peer, MessageStatus::Rejected);
+                return self.store_nack(rec, e.to_string(), ack, AckCode::AR).await;
             }
         };
 
@@ -194,16 +152,9 @@ impl Channel {
                 }
                 let ack = builder.build();
                 drop(msg);
+                let rec = self.record(header, raw, received_at, peer, MessageStatus::Rejected);
                 return self
-                    .store_rejected(
-                        raw,
-                        ack,
-                        AckCode::AE,
-                        reasons.join("; "),
-                        received_at,
-                        peer,
-                        header,
-                    )
+                    .store_nack(rec, reasons.join("; "), ack, AckCode::AE)
                     .await;
             }
         }
@@ -220,9 +171,8 @@ impl Channel {
                         .error(internal_error(&text))
                         .build();
                     drop(msg);
-                    return self
-                        .store_errored(raw, ack, text, received_at, peer, header)
-                        .await;
+                    let rec = self.record(header, raw, received_at, peer, MessageStatus::Errored);
+                    return self.store_nack(rec, text, ack, AckCode::AE).await;
                 }
             }
         } else {
@@ -272,22 +222,12 @@ impl Channel {
         };
         let done_rx = waits.then(|| self.done.subscribe());
         let rec = InboundRecord {
-            org: self.org.clone(),
-            channel: self.name.clone(),
-            received_at,
-            peer,
-            control_id: header.control_id,
-            message_type: header.message_type,
-            sending_application: header.sending_application,
-            sending_facility: header.sending_facility,
-            status,
-            raw,
             // An after-destinations ACK is decided later; storing none keeps a
             // retransmission from being answered with a premature AA.
             ack: (!waits).then(|| ack.clone()),
-            error: None,
             dedup_window: self.dedup_window,
             deliveries,
+            ..self.record(header, raw, received_at, peer, status)
         };
         match self.store.record_inbound(rec).await {
             Ok(InboundOutcome::Stored {
@@ -394,77 +334,33 @@ impl Channel {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn store_rejected(
+    /// Stores a message that is answered negatively, with its error and ACK.
+    /// Never deduplicated: a corrected retransmission must be processed.
+    async fn store_nack(
         &self,
-        raw: Vec<u8>,
+        rec: InboundRecord,
+        error: String,
         ack: Vec<u8>,
         code: AckCode,
-        error: String,
-        received_at: i64,
-        peer: Option<String>,
-        header: Header,
     ) -> Reply {
         let rec = InboundRecord {
-            org: self.org.clone(),
-            channel: self.name.clone(),
-            received_at,
-            peer,
-            control_id: header.control_id,
-            message_type: header.message_type,
-            sending_application: header.sending_application,
-            sending_facility: header.sending_facility,
-            status: MessageStatus::Rejected,
-            raw,
             ack: Some(ack.clone()),
             error: Some(error),
-            dedup_window: None,
-            deliveries: Vec::new(),
+            ..rec
         };
-        match self.store.record_inbound(rec).await {
-            Ok(InboundOutcome::Stored { message_id, .. }) => Reply {
-                ack,
-                message_id: Some(message_id),
-                code,
-            },
-            Ok(InboundOutcome::Duplicate { original_id, .. }) => Reply {
-                ack,
-                message_id: Some(original_id),
-                code,
-            },
+        let message_id = match self.store.record_inbound(rec).await {
+            Ok(InboundOutcome::Stored { message_id, .. }) => Some(message_id),
+            Ok(InboundOutcome::Duplicate { original_id, .. }) => Some(original_id),
             Err(e) => {
                 warn!(channel = %self.name, error = %e, "could not store a rejected message");
-                Reply {
-                    ack,
-                    message_id: None,
-                    code,
-                }
+                None
             }
+        };
+        Reply {
+            ack,
+            message_id,
+            code,
         }
-    }
-
-    async fn store_errored(
-        &self,
-        raw: Vec<u8>,
-        ack: Vec<u8>,
-        error: String,
-        received_at: i64,
-        peer: Option<String>,
-        header: Header,
-    ) -> Reply {
-        let mut reply = self
-            .store_rejected(raw, ack, AckCode::AE, error, received_at, peer, header)
-            .await;
-        if let Some(id) = reply.message_id
-            && let Err(e) = self
-                .store
-                .set_status(id, MessageStatus::Errored, None)
-                .await
-        {
-            warn!(channel = %self.name, error = %e, "could not mark a message as errored");
-        }
-        reply.code = AckCode::AE;
-        reply
     }
 
     /// The store refused the message: answer AE so the sender keeps it and retries.
@@ -483,6 +379,30 @@ impl Channel {
             ack,
             message_id: None,
             code: AckCode::AE,
+        }
+    }
+
+    /// The columns every stored message has; callers add ACK, error, queue entries.
+    fn record(
+        &self,
+        header: Header,
+        raw: Vec<u8>,
+        received_at: i64,
+        peer: Option<String>,
+        status: MessageStatus,
+    ) -> InboundRecord {
+        InboundRecord {
+            org: self.org.clone(),
+            channel: self.name.clone(),
+            received_at,
+            peer,
+            control_id: header.control_id,
+            message_type: header.message_type,
+            sending_application: header.sending_application,
+            sending_facility: header.sending_facility,
+            status,
+            raw,
+            ..InboundRecord::default()
         }
     }
 
@@ -519,6 +439,16 @@ struct Header {
 }
 
 impl Header {
+    /// Best effort for bytes that did not parse: what the ACK builder salvaged.
+    fn salvaged(b: &AckBuilder) -> Self {
+        Header {
+            control_id: b.original_control_id(),
+            message_type: None,
+            sending_application: b.original_sending_application(),
+            sending_facility: b.original_sending_facility(),
+        }
+    }
+
     fn of(msg: &Message<'_>) -> Self {
         let h = msg.header();
         let some = |s: String| (!s.is_empty()).then_some(s);
@@ -531,16 +461,5 @@ impl Header {
                 .and_then(some),
             sending_facility: h.sending_facility().map(|v| v.to_string()).and_then(some),
         }
-    }
-}
-
-/// Best effort for bytes that did not parse: whatever MSH fields can be found.
-fn salvage(raw: &[u8]) -> Header {
-    let b = AckBuilder::for_raw(raw);
-    Header {
-        control_id: b.original_control_id(),
-        message_type: None,
-        sending_application: b.original_sending_application(),
-        sending_facility: b.original_sending_facility(),
     }
 }
