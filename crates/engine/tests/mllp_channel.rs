@@ -493,3 +493,50 @@ async fn queued_work_resumes_after_a_restart() {
     engine.shutdown().await;
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn hostile_frames_are_answered_and_kept() {
+    let h = Harness::start(vec![channel("hostile")]).await;
+    let mut s = h.sender("hostile");
+
+    // An empty frame, NUL bytes and binary noise: AR each, connection survives.
+    for raw in [
+        b"".to_vec(),
+        vec![0u8; 64],
+        (0..=255u8)
+            .cycle()
+            .take(3000)
+            .filter(|b| *b != 0x0b && *b != 0x1c)
+            .collect(),
+    ] {
+        let ack = read_ack(&s.send(&raw).await.unwrap());
+        assert_eq!(ack.code, AckCode::AR, "{}", ack.raw);
+    }
+
+    // ISO-8859-1 bytes (not UTF-8) are accepted and stored exactly as received.
+    let mut latin1 = orm_o01("LATIN1");
+    let at = latin1.windows(6).position(|w| w == b"GARCIA").unwrap();
+    latin1.splice(at..at + 6, b"GARC\xCDA".iter().copied());
+    let ack = read_ack(&s.send(&latin1).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA, "{}", ack.raw);
+    assert_eq!(h.messages(Some("LATIN1")).await[0].raw, latin1);
+
+    // A 10,000-character control id: the ACK stays small (the echo is capped).
+    let long_id = "X".repeat(10_000);
+    let reply = s.send(&orm_o01(&long_id)).await.unwrap();
+    assert!(reply.len() < 2_000, "ACK of {} bytes", reply.len());
+
+    // Delimiter characters in the control id come back escaped, not as structure.
+    let ack = read_ack(&s.send(&orm_o01("A\\F\\B")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA);
+    assert!(ack.raw.contains("MSA|AA|A\\F\\B"), "{}", ack.raw);
+
+    let all = h.messages(None).await;
+    assert_eq!(all.len(), 6, "every frame is kept");
+    assert!(
+        all.iter()
+            .any(|m| m.raw.is_empty() && m.status == MessageStatus::Rejected)
+    );
+    s.close().await;
+    h.stop().await;
+}
