@@ -62,3 +62,17 @@ fn seeds_pass() {
         harness::exercise(s);
     }
 }
+
+/// Inputs the coverage-guided fuzzer (`cargo fuzz run parse`) once found; each
+/// must keep passing the harness.
+#[test]
+fn fuzz_regressions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_assets/fuzz_regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        harness::exercise(&data);
+        n += 1;
+    }
+    assert!(n > 0);
+}
