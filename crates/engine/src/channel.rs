@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hl7v2::ack::{AckBuilder, AckCode, ErrorDetail};
+use hl7v2::ack::{AckBuilder, AckCode, ErrorDetail, ErrorLocation};
 use hl7v2::{ErrorCode, Message};
 use medrelay_store::{InboundOutcome, InboundRecord, MessageStatus, NewDelivery, Store};
+use medrelay_worklist::WorklistAction;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
@@ -17,6 +18,7 @@ use crate::clock::{ControlIds, hl7_timestamp, now_ms};
 use crate::config::{AckMode, ChannelConfig};
 use crate::metrics::ChannelMetrics;
 use crate::transform::{Filter, Transformer};
+use crate::worklist_stage::WorklistStage;
 
 /// A finished delivery, announced to `after-destinations` ACK waiters.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,8 @@ pub struct Channel {
     /// Wakes the destination workers after a commit.
     wake: Vec<Arc<tokio::sync::Notify>>,
     pub(crate) done: broadcast::Sender<DeliveryDone>,
+    /// Integrations: orders become worklist items.
+    worklist: Option<Arc<WorklistStage>>,
 }
 
 /// What the caller should send back.
@@ -60,6 +64,7 @@ impl Channel {
         destinations: Vec<String>,
         wake: Vec<Arc<tokio::sync::Notify>>,
         done: broadcast::Sender<DeliveryDone>,
+        worklist: Option<Arc<WorklistStage>>,
     ) -> Result<Self, crate::EngineError> {
         let filter = cfg.filter.as_ref().map(Filter::new).transpose()?;
         let transformer = Transformer::new(&cfg.transform)?;
@@ -79,6 +84,7 @@ impl Channel {
             control_ids,
             wake,
             done,
+            worklist,
         })
     }
 
@@ -160,6 +166,22 @@ impl Channel {
         }
 
         let passes = self.filter.as_ref().is_none_or(|f| f.accepts(&msg));
+        let worklist = match (&self.worklist, passes) {
+            (Some(stage), true) => match self.worklist_actions(stage, &msg).await {
+                Ok(actions) => actions,
+                Err((detail, text)) => {
+                    let ack = self
+                        .ack_for(&msg, received_at)
+                        .code(AckCode::AE)
+                        .error(detail)
+                        .build();
+                    drop(msg);
+                    let rec = self.record(header, raw, received_at, peer, MessageStatus::Rejected);
+                    return self.store_nack(rec, text, ack, AckCode::AE).await;
+                }
+            },
+            _ => Vec::new(),
+        };
         let payload = if passes && !self.destinations.is_empty() {
             match self.transformer.apply(&msg) {
                 Ok(payload) => Some(payload),
@@ -227,12 +249,14 @@ impl Channel {
             ack: (!waits).then(|| ack.clone()),
             dedup_window: self.dedup_window,
             deliveries,
+            worklist,
             ..self.record(header, raw, received_at, peer, status)
         };
         match self.store.record_inbound(rec).await {
             Ok(InboundOutcome::Stored {
                 message_id,
                 delivery_ids,
+                ..
             }) => {
                 for w in &self.wake {
                     w.notify_one();
@@ -380,6 +404,43 @@ impl Channel {
             message_id: None,
             code: AckCode::AE,
         }
+    }
+
+    /// What the message asks of the worklist. Updates and cancels must name an
+    /// order this integration sent before; otherwise the sender gets AE saying so.
+    async fn worklist_actions(
+        &self,
+        stage: &WorklistStage,
+        msg: &Message<'_>,
+    ) -> Result<Vec<WorklistAction>, (ErrorDetail, String)> {
+        let actions = stage
+            .map(msg)
+            .map_err(|e| (ErrorDetail::from(&e), e.to_string()))?;
+        for action in &actions {
+            let key = match action {
+                WorklistAction::UpdateAppointment { key, .. }
+                | WorklistAction::CancelAppointment { key, .. } => key,
+                _ => continue,
+            };
+            match self.store.find_appointment(&self.org, key).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let text = format!(
+                        "unknown order: no appointment from this integration with placer order {} / filler order {}",
+                        key.placer_order.as_deref().unwrap_or("(none)"),
+                        key.filler_order.as_deref().unwrap_or("(none)")
+                    );
+                    let detail = ErrorDetail::new(ErrorCode::UnknownKeyIdentifier, &text)
+                        .at(ErrorLocation::segment("ORC", 1).with_field(2));
+                    return Err((detail, text));
+                }
+                Err(e) => {
+                    let text = format!("looking up the order failed: {e}");
+                    return Err((internal_error(&text), text));
+                }
+            }
+        }
+        Ok(actions)
     }
 
     /// The columns every stored message has; callers add ACK, error, queue entries.

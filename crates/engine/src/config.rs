@@ -204,9 +204,13 @@ pub struct DestinationConfig {
     pub connect_timeout: Duration,
     #[serde(default = "default_ack_timeout", with = "humantime_serde")]
     pub ack_timeout: Duration,
-    /// A NACK (AE/AR) is retried like a network error instead of failing the delivery.
+    /// An AE (or CE) from the peer is retried like a network error instead of
+    /// failing the delivery for good.
     #[serde(default)]
-    pub retry_on_nack: bool,
+    pub retry_on_ae: bool,
+    /// The same for AR (or CR), which usually means "never send this again".
+    #[serde(default)]
+    pub retry_on_ar: bool,
     /// Folder to write each message to (written under a temporary name, then renamed).
     #[serde(default)]
     pub file: Option<PathBuf>,
@@ -273,6 +277,22 @@ impl RetryPolicy {
 }
 
 impl DestinationConfig {
+    /// An MLLP destination with every optional key at its default.
+    pub fn mllp(name: &str, addr: &str) -> Self {
+        DestinationConfig {
+            name: Some(name.to_string()),
+            mllp: Some(addr.to_string()),
+            tls: None,
+            connect_timeout: default_connect_timeout(),
+            ack_timeout: default_ack_timeout(),
+            retry_on_ae: false,
+            retry_on_ar: false,
+            file: None,
+            pattern: default_pattern(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match (&self.mllp, &self.file) {
             (Some(_), _) => "mllp",

@@ -10,12 +10,15 @@ pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod destination;
+pub mod integration;
 pub mod metrics;
 pub mod queue;
+pub mod results;
 pub mod retention;
 pub mod source;
 pub mod tls;
 pub mod transform;
+pub mod worklist_stage;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +33,7 @@ use tracing::{Instrument, error, info};
 
 pub use channel::Channel;
 pub use config::{ChannelConfig, DestinationConfig, SourceConfig};
+pub use integration::IntegrationConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -59,6 +63,7 @@ pub fn destination_name(cfg: &DestinationConfig, index: usize) -> String {
 
 /// A running engine.
 pub struct Engine {
+    results: results::Results,
     shutdown: CancellationToken,
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
@@ -67,102 +72,60 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Binds every channel's source and starts every destination's queue worker.
-    /// Queues left over from a previous run resume at once.
+    /// Binds every channel's and integration's source and starts every
+    /// destination's queue worker. Queues left over from a previous run resume
+    /// at once.
     pub async fn start(
         store: Store,
         channels: &[ChannelConfig],
+        integrations: &[IntegrationConfig],
         grace: Duration,
     ) -> Result<Engine, EngineError> {
-        let errors = config::check_channels(channels);
+        let errors = check(channels, integrations);
         if !errors.is_empty() {
             return Err(EngineError::Config(errors.join("\n")));
         }
         metrics::describe();
-        let shutdown = CancellationToken::new();
-        let control_ids = Arc::new(clock::ControlIds::new());
-        let mut listeners = JoinSet::new();
-        let mut workers = JoinSet::new();
-        let mut addrs = HashMap::new();
-
+        let mut engine = Starting {
+            store: store.clone(),
+            shutdown: CancellationToken::new(),
+            control_ids: Arc::new(clock::ControlIds::new()),
+            listeners: JoinSet::new(),
+            workers: JoinSet::new(),
+            addrs: HashMap::new(),
+            grace,
+        };
         for cfg in channels {
-            let (done, _) = broadcast::channel(4096);
-            let mut keys = Vec::new();
-            let mut wakes = Vec::new();
-            let mut pending_workers = Vec::new();
-            for (i, dest) in cfg.destinations.iter().enumerate() {
-                let name = destination_name(dest, i);
-                let key = queue_key(&cfg.name, &name);
-                let wake = Arc::new(Notify::new());
-                pending_workers.push(queue::QueueWorker {
-                    key: key.clone(),
-                    channel: cfg.name.clone(),
-                    destination: name.clone(),
-                    store: store.clone(),
-                    connector: destination::Connector::new(dest, &cfg.name)?,
-                    retry: dest.retry.clone(),
-                    wake: wake.clone(),
-                    done: done.clone(),
-                    metrics: metrics::DestinationMetrics::new(&cfg.name, &name),
-                });
-                keys.push(key);
-                wakes.push(wake);
-            }
-            let channel = Arc::new(Channel::new(
-                cfg,
-                store.clone(),
-                control_ids.clone(),
-                keys,
-                wakes,
-                done,
-            )?);
-
-            let src = &cfg.source;
-            let allow = mllp::AllowList::parse(&src.allow)
-                .map_err(|e| EngineError::Config(format!("channel {}: {e}", cfg.name)))?;
-            let tls = src.tls.as_ref().map(tls::server).transpose()?;
-            let listener = mllp::Listener::bind(mllp::ListenerConfig {
-                addr: src.mllp,
-                tls,
-                allow,
-                idle_timeout: src.idle_timeout,
-                max_connections: src.max_connections,
-                max_frame: src.max_frame,
-                ..mllp::ListenerConfig::new(src.mllp)
-            })
-            .await
-            .map_err(|source| EngineError::Bind {
-                channel: cfg.name.clone(),
-                addr: src.mllp,
-                source,
-            })?;
-            let local = listener.local_addr();
-            info!(channel = %cfg.name, addr = %local, tls = src.tls.is_some(), "MLLP source listening");
-            addrs.insert(cfg.name.clone(), local);
-            let handler = Arc::new(source::MllpSource { channel });
-            let token = shutdown.clone();
-            let name = cfg.name.clone();
-            // error level: the span carries context and must exist whatever the filter.
-            let span = tracing::error_span!("channel", name = %cfg.name);
-            listeners.spawn(
-                async move {
-                    if let Err(e) = listener.run(handler, token, grace).await {
-                        error!(channel = %name, error = %e, "MLLP source stopped with an error");
-                    }
-                }
-                .instrument(span),
+            engine.channel(cfg, None).await?;
+        }
+        let mut routes = HashMap::new();
+        for cfg in integrations {
+            let stage = Arc::new(
+                worklist_stage::WorklistStage::new(cfg)
+                    .map_err(|e| EngineError::Config(format!("integration {}: {e}", cfg.name)))?,
             );
-            for w in pending_workers {
-                workers.spawn(w.run(shutdown.clone()));
+            let queue = match cfg.results_destination() {
+                Some(dest) => Some(engine.results_worker(cfg, &dest)?),
+                None => None,
+            };
+            if let Some(ch) = cfg.channel() {
+                engine.channel(&ch, Some(stage.clone())).await?;
             }
+            routes.insert(cfg.name.clone(), results::ResultsRoute { stage, queue });
         }
         Ok(Engine {
-            shutdown,
-            listeners,
-            workers,
-            addrs,
+            results: results::Results::new(store, routes, engine.control_ids.clone()),
+            shutdown: engine.shutdown,
+            listeners: engine.listeners,
+            workers: engine.workers,
+            addrs: engine.addrs,
             grace,
         })
+    }
+
+    /// Submits measurements and resends results (for the HTTP API).
+    pub fn results(&self) -> results::Results {
+        self.results.clone()
     }
 
     /// The address a channel's source listens on (useful with port 0).
@@ -185,5 +148,133 @@ impl Engine {
         if tokio::time::timeout(self.grace, workers).await.is_err() {
             self.workers.abort_all();
         }
+    }
+}
+
+/// Every problem of a configuration, worded for the person who wrote it. Names
+/// and listening addresses must be unique across channels and integrations.
+pub fn check(channels: &[ChannelConfig], integrations: &[IntegrationConfig]) -> Vec<String> {
+    let mut all: Vec<ChannelConfig> = channels.to_vec();
+    all.extend(integrations.iter().filter_map(IntegrationConfig::channel));
+    let mut errors = config::check_channels(&all);
+    for i in integrations {
+        errors.extend(i.problems());
+    }
+    errors
+}
+
+/// The engine while its parts are being started.
+struct Starting {
+    store: Store,
+    shutdown: CancellationToken,
+    control_ids: Arc<clock::ControlIds>,
+    listeners: JoinSet<()>,
+    workers: JoinSet<()>,
+    addrs: HashMap<String, SocketAddr>,
+    grace: Duration,
+}
+
+impl Starting {
+    fn worker(
+        &self,
+        channel: &str,
+        name: &str,
+        dest: &DestinationConfig,
+        done: broadcast::Sender<channel::DeliveryDone>,
+    ) -> Result<(queue::QueueWorker, String, Arc<Notify>), EngineError> {
+        let key = queue_key(channel, name);
+        let wake = Arc::new(Notify::new());
+        let worker = queue::QueueWorker {
+            key: key.clone(),
+            channel: channel.to_string(),
+            destination: name.to_string(),
+            store: self.store.clone(),
+            connector: destination::Connector::new(dest, channel)?,
+            retry: dest.retry.clone(),
+            wake: wake.clone(),
+            done,
+            metrics: metrics::DestinationMetrics::new(channel, name),
+        };
+        Ok((worker, key, wake))
+    }
+
+    /// An integration's results queue and its worker.
+    fn results_worker(
+        &mut self,
+        cfg: &IntegrationConfig,
+        dest: &DestinationConfig,
+    ) -> Result<(String, Arc<Notify>), EngineError> {
+        let (done, _) = broadcast::channel(16);
+        let (worker, key, wake) = self.worker(&cfg.name, integration::RESULTS, dest, done)?;
+        self.workers.spawn(worker.run(self.shutdown.clone()));
+        Ok((key, wake))
+    }
+
+    async fn channel(
+        &mut self,
+        cfg: &ChannelConfig,
+        worklist: Option<Arc<worklist_stage::WorklistStage>>,
+    ) -> Result<(), EngineError> {
+        let (done, _) = broadcast::channel(4096);
+        let mut keys = Vec::new();
+        let mut wakes = Vec::new();
+        let mut pending_workers = Vec::new();
+        for (i, dest) in cfg.destinations.iter().enumerate() {
+            let name = destination_name(dest, i);
+            let (worker, key, wake) = self.worker(&cfg.name, &name, dest, done.clone())?;
+            pending_workers.push(worker);
+            keys.push(key);
+            wakes.push(wake);
+        }
+        let channel = Arc::new(Channel::new(
+            cfg,
+            self.store.clone(),
+            self.control_ids.clone(),
+            keys,
+            wakes,
+            done,
+            worklist,
+        )?);
+
+        let src = &cfg.source;
+        let allow = mllp::AllowList::parse(&src.allow)
+            .map_err(|e| EngineError::Config(format!("channel {}: {e}", cfg.name)))?;
+        let tls = src.tls.as_ref().map(tls::server).transpose()?;
+        let listener = mllp::Listener::bind(mllp::ListenerConfig {
+            addr: src.mllp,
+            tls,
+            allow,
+            idle_timeout: src.idle_timeout,
+            max_connections: src.max_connections,
+            max_frame: src.max_frame,
+            ..mllp::ListenerConfig::new(src.mllp)
+        })
+        .await
+        .map_err(|source| EngineError::Bind {
+            channel: cfg.name.clone(),
+            addr: src.mllp,
+            source,
+        })?;
+        let local = listener.local_addr();
+        info!(channel = %cfg.name, addr = %local, tls = src.tls.is_some(), "MLLP source listening");
+        self.addrs.insert(cfg.name.clone(), local);
+        let handler = Arc::new(source::MllpSource { channel });
+        let token = self.shutdown.clone();
+        let name = cfg.name.clone();
+        let grace = self.grace;
+        // error level: the span carries context and must exist whatever the filter.
+        let span = tracing::error_span!("channel", name = %cfg.name);
+        self.listeners.spawn(
+            async move {
+                if let Err(e) = listener.run(handler, token, grace).await {
+                    error!(channel = %name, error = %e, "MLLP source stopped with an error");
+                }
+            }
+            .instrument(span),
+        );
+        for w in pending_workers {
+            self.workers.spawn(w.run(self.shutdown.clone()));
+        }
+        Ok(())
     }
 }

@@ -25,7 +25,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let store =
             Store::open_sqlite(&dir.path().join("medrelay.db"), SqliteOptions::default()).unwrap();
-        let engine = Engine::start(store.clone(), &channels, Duration::from_secs(5))
+        let engine = Engine::start(store.clone(), &channels, &[], Duration::from_secs(5))
             .await
             .unwrap();
         Harness {
@@ -465,6 +465,7 @@ async fn queued_work_resumes_after_a_restart() {
     let engine = Engine::start(
         store.clone(),
         std::slice::from_ref(&ch),
+        &[],
         Duration::from_secs(2),
     )
     .await
@@ -484,6 +485,7 @@ async fn queued_work_resumes_after_a_restart() {
     let engine = Engine::start(
         store.clone(),
         std::slice::from_ref(&ch),
+        &[],
         Duration::from_secs(2),
     )
     .await

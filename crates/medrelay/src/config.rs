@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use medrelay_engine::config::{ChannelConfig, SourceConfig, check_channels};
+use medrelay_engine::IntegrationConfig;
+use medrelay_engine::config::{ChannelConfig, SourceConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
@@ -16,6 +17,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelConfig>,
+    #[serde(default, rename = "integration")]
+    pub integrations: Vec<IntegrationConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +39,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Largest HTTP request body (a measurement with its Base64 PDF).
+    #[serde(default = "default_max_body")]
+    pub max_request_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +53,7 @@ impl Default for ServerConfig {
             retention: None,
             shutdown_grace: default_grace(),
             log_format: LogFormat::Text,
+            max_request_bytes: default_max_body(),
         }
     }
 }
@@ -64,6 +71,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_http() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
 }
 fn default_grace() -> Duration {
     Duration::from_secs(10)
@@ -100,12 +110,13 @@ impl Config {
         Config {
             server: ServerConfig::default(),
             channels: vec![channel],
+            integrations: Vec::new(),
         }
     }
 
     /// Everything `check` reports beyond what deserializing already caught.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = check_channels(&self.channels);
+        let mut out = medrelay_engine::check(&self.channels, &self.integrations);
         if let Some(db) = &self.server.database
             && db.starts_with("postgres")
         {

@@ -1,6 +1,7 @@
 //! The `medrelay` binary: command-line parsing and wiring only; the work happens
 //! in the library crates.
 
+mod admin;
 mod bench;
 mod config;
 mod send;
@@ -46,6 +47,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Manage devices (tablets).
+    #[command(subcommand)]
+    Device(admin::DeviceCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
     /// Load generators that print throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -73,6 +80,8 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Check { config } => check(&config),
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Device(cmd) => admin::device(cmd).await,
+            Command::Token(cmd) => admin::token(cmd).await,
         }
     });
     match result {

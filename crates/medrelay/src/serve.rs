@@ -52,13 +52,25 @@ pub async fn run(
     let store = Store::open_sqlite(&db, SqliteOptions::default())
         .with_context(|| format!("opening the store {}", db.display()))?;
 
-    let engine = Engine::start(store.clone(), &cfg.channels, cfg.server.shutdown_grace).await?;
+    let engine = Engine::start(
+        store.clone(),
+        &cfg.channels,
+        &cfg.integrations,
+        cfg.server.shutdown_grace,
+    )
+    .await?;
     let shutdown = engine.shutdown_token();
 
     let http = tokio::net::TcpListener::bind(cfg.server.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.server.http))?;
-    let app = medrelay_server::router(medrelay_server::AppState { metrics, started });
+    let app = medrelay_server::router(medrelay_server::AppState {
+        metrics,
+        started,
+        store: store.clone(),
+        results: engine.results(),
+        max_body: cfg.server.max_request_bytes,
+    });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {
         http_token.cancelled().await

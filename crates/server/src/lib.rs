@@ -1,15 +1,24 @@
-//! medrelay's HTTP surface. The route table in [`router`] is the map of the API;
-//! today it serves liveness and Prometheus metrics, later the device, admin,
-//! FHIR and Direct APIs join it.
+//! medrelay's HTTP surface. The route table in [`router`] is the map of the API:
+//! liveness and metrics, the device API ([`device_api`]) and the dashboard's
+//! operations for admins ([`admin_api`]). Authentication is an extractor
+//! ([`auth`]); errors are JSON ([`error`]); resources render in [`views`].
+
+pub mod admin_api;
+pub mod auth;
+pub mod device_api;
+pub mod error;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+use medrelay_engine::results::Results;
+use medrelay_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What the handlers share.
@@ -17,13 +26,69 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub struct AppState {
     pub metrics: PrometheusHandle,
     pub started: Instant,
+    pub store: Store,
+    pub results: Results,
+    /// Largest request body accepted (a measurement with its Base64 PDF).
+    pub max_body: usize,
 }
 
 pub fn router(state: AppState) -> Router {
+    use admin_api as admin;
+    use device_api as device;
+    let limit = DefaultBodyLimit::max(state.max_body);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // Device API
+        .route("/api/v1/worklist", get(device::worklist))
+        .route(
+            "/api/v1/measurements",
+            post(device::post_measurement).get(admin::list_measurements),
+        )
+        .route("/api/v1/measurements/{id}", get(device::get_measurement))
+        // Admin API
+        .route(
+            "/api/v1/measurements/{id}/resend",
+            post(admin::resend_measurement),
+        )
+        .route(
+            "/api/v1/measurements/{id}/report.pdf",
+            get(admin::measurement_pdf),
+        )
+        .route("/api/v1/appointments", get(admin::list_appointments))
+        .route(
+            "/api/v1/appointments/{id}",
+            get(admin::get_appointment).delete(admin::delete_appointment),
+        )
+        .route(
+            "/api/v1/groups",
+            get(admin::list_groups).post(admin::create_group),
+        )
+        .route(
+            "/api/v1/groups/{name}",
+            axum::routing::patch(admin::rename_group).delete(admin::delete_group),
+        )
+        .route(
+            "/api/v1/devices",
+            get(admin::list_devices).post(admin::create_device),
+        )
+        .route(
+            "/api/v1/devices/{id}",
+            axum::routing::patch(admin::update_device).delete(admin::delete_device),
+        )
+        .route(
+            "/api/v1/devices/{id}/token",
+            post(admin::rotate_device_token),
+        )
+        .route("/api/v1/messages", get(admin::list_messages))
+        .route("/api/v1/messages/{id}", get(admin::get_message))
+        .fallback(not_found)
+        .layer(limit)
         .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound("no such endpoint".into())
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

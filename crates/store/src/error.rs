@@ -19,6 +19,10 @@ pub enum StoreError {
     /// The row an update targets does not exist.
     #[error("not found")]
     NotFound,
+    /// The change would break a uniqueness or integrity rule (a name already in
+    /// use, a group that still has devices …). The text says which.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Creating the data directory or starting the writer thread failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

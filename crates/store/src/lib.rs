@@ -28,8 +28,31 @@
 //!
 //! # Organisations
 //!
-//! Every row carries `org`. Reads that are given an organisation filter by it;
-//! ids are global, so [`Store::get_message`] with the wrong `org` finds nothing.
+//! Every row carries `org`. Every method that reads or changes an
+//! organisation's data takes the organisation and filters by it; ids are
+//! global, so [`Store::get_message`], [`Store::get_appointment`],
+//! [`Store::delete_device`] … with the wrong `org` find nothing (`None` /
+//! [`StoreError::NotFound`]). Only the token look-ups
+//! ([`Store::device_by_token_hash`], [`Store::api_token_by_hash`]) take no
+//! organisation: the token determines it.
+//!
+//! # The device worklist
+//!
+//! Beside messages and deliveries the store keeps the domain of
+//! `medrelay_worklist`: patients, appointments, device groups, devices, API
+//! tokens and measurements. An inbound order carries its
+//! [`WorklistAction`](medrelay_worklist::WorklistAction)s in
+//! [`InboundRecord::worklist`]; [`Store::record_inbound`] applies them in the
+//! message's own transaction (a duplicate applies nothing) and reports one
+//! [`WorklistEffect`] per action. A device's result goes in with
+//! [`Store::record_measurement`], which stores the measurement, completes the
+//! appointment and queues the outbound ORU^R01 (a message with
+//! [`Direction::Out`]) in one transaction.
+//!
+//! Time: the message and queue methods take the time as an argument, so the
+//! hot path never reads a clock; the admin operations that create rows
+//! (groups, devices, tokens, measurements, appointment deletion) stamp them
+//! with the system clock.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), medrelay_store::StoreError> {
@@ -61,24 +84,44 @@
 //! # Ok(()) }
 //! ```
 
+mod domain;
 mod error;
 mod sqlite;
 mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_worklist;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use domain::{
+    ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
+    WorklistEffect,
+};
 pub use error::{StoreError, UnknownName};
 pub use sqlite::SqliteOptions;
 pub use types::{
-    DEFAULT_ORG, Delivery, DeliveryState, InboundOutcome, InboundRecord, MessageQuery,
+    DEFAULT_ORG, Delivery, DeliveryState, Direction, InboundOutcome, InboundRecord, MessageQuery,
     MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics, StoredMessage,
 };
 
+use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
+
 use sqlite::SqliteBackend;
+
+/// The system clock in epoch milliseconds, for the rows that admin operations
+/// create (groups, devices, tokens, measurements, deletions), whose methods take
+/// no time. Everything on the message and queue paths gets its time passed in.
+fn now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+        })
+}
 
 /// The backends behind [`Store`]. A `Postgres(PostgresBackend)` variant slots in
 /// here; every `Store` method then gains one match arm.
@@ -268,6 +311,258 @@ impl Store {
     /// retrying delivery are kept. Returns the number of messages deleted.
     pub async fn prune(&self, before: Millis, batch: usize) -> Result<u64, StoreError> {
         dispatch!(self.prune(before, batch))
+    }
+
+    // ------------------------------------------------------------ worklist
+
+    /// The undeleted appointment of `org` with this order key (placer number
+    /// first, then filler number), e.g. to check a cancel before storing it.
+    pub async fn find_appointment(
+        &self,
+        org: &str,
+        key: &OrderKey,
+    ) -> Result<Option<Appointment>, StoreError> {
+        dispatch!(self.find_appointment(org, key))
+    }
+
+    /// One appointment of `org` with its patient; `None` if absent, deleted or
+    /// of another organisation.
+    pub async fn get_appointment(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<(Appointment, Patient)>, StoreError> {
+        dispatch!(self.get_appointment(org, id))
+    }
+
+    /// A device group's worklist: its scheduled, undeleted appointments with
+    /// their patients, by `scheduled_at` (none first) then id.
+    pub async fn worklist(
+        &self,
+        org: &str,
+        group: &str,
+    ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
+        dispatch!(self.worklist(org, group))
+    }
+
+    /// Appointments (any status, never deleted ones) matching `q`, by
+    /// `scheduled_at` then id.
+    pub async fn list_appointments(
+        &self,
+        q: AppointmentQuery,
+    ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
+        dispatch!(self.list_appointments(q))
+    }
+
+    /// Soft delete (the dashboard's "delete appointment"): hidden from the
+    /// worklist, lists and order-key look-ups from then on; a later order with
+    /// the same key creates a new appointment. `NotFound` if absent or already
+    /// deleted.
+    pub async fn delete_appointment(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        let at = now();
+        dispatch!(self.delete_appointment(org, id, at))
+    }
+
+    /// One patient of `org`.
+    pub async fn get_patient(&self, org: &str, id: &str) -> Result<Option<Patient>, StoreError> {
+        dispatch!(self.get_patient(org, id))
+    }
+
+    /// Patients of `org` by id.
+    pub async fn list_patients(
+        &self,
+        org: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Patient>, StoreError> {
+        dispatch!(self.list_patients(org, limit, offset))
+    }
+
+    // ------------------------------------------------------------ groups, devices
+
+    /// A new device group; `Conflict` if the name is taken in `org`.
+    pub async fn create_group(&self, org: &str, name: &str) -> Result<DeviceGroup, StoreError> {
+        let at = now();
+        dispatch!(self.create_group(org, name, at))
+    }
+
+    /// The groups of `org` by name, with their device and open-appointment counts.
+    pub async fn list_groups(&self, org: &str) -> Result<Vec<GroupInfo>, StoreError> {
+        dispatch!(self.list_groups(org))
+    }
+
+    /// Renames a group, moving its devices and its appointments along.
+    /// `NotFound` if `from` does not exist, `Conflict` if `to` does.
+    pub async fn rename_group(&self, org: &str, from: &str, to: &str) -> Result<(), StoreError> {
+        dispatch!(self.rename_group(org, from, to))
+    }
+
+    /// Deletes an empty group (its appointments keep the name). `NotFound`, or
+    /// `Conflict` while it still has devices.
+    pub async fn delete_group(&self, org: &str, name: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_group(org, name))
+    }
+
+    /// Registers a device in `group` (created if missing). `token_hash` is
+    /// computed by the caller (SHA-256 hex of the token); `Conflict` if in use.
+    pub async fn create_device(
+        &self,
+        org: &str,
+        name: &str,
+        group: &str,
+        token_hash: &str,
+    ) -> Result<Device, StoreError> {
+        let at = now();
+        dispatch!(self.create_device(org, name, group, token_hash, at))
+    }
+
+    /// The devices of `org` by id.
+    pub async fn list_devices(&self, org: &str) -> Result<Vec<Device>, StoreError> {
+        dispatch!(self.list_devices(org))
+    }
+
+    /// One device of `org`.
+    pub async fn get_device(&self, org: &str, id: &str) -> Result<Option<Device>, StoreError> {
+        dispatch!(self.get_device(org, id))
+    }
+
+    /// `NotFound` unless the device exists in `org`.
+    pub async fn rename_device(&self, org: &str, id: &str, name: &str) -> Result<(), StoreError> {
+        dispatch!(self.rename_device(org, id, name))
+    }
+
+    /// Moves a device to `group` (created if missing). `NotFound` unless the
+    /// device exists in `org`.
+    pub async fn move_device(&self, org: &str, id: &str, group: &str) -> Result<(), StoreError> {
+        let at = now();
+        dispatch!(self.move_device(org, id, group, at))
+    }
+
+    /// `NotFound` unless the device exists in `org`.
+    pub async fn delete_device(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_device(org, id))
+    }
+
+    /// Replaces a device's token hash: the old token stops working at once.
+    /// `NotFound` unless the device exists in `org`; `Conflict` if the hash is in use.
+    pub async fn rotate_device_token(
+        &self,
+        org: &str,
+        id: &str,
+        new_hash: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.rotate_device_token(org, id, new_hash))
+    }
+
+    /// The device a token belongs to (its `org` is the token's organisation).
+    pub async fn device_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        dispatch!(self.device_by_token_hash(token_hash))
+    }
+
+    /// Records that a device was seen at `at`, at most once per 30 s: inside
+    /// that interval it only reads and returns `false` (no write, no commit).
+    /// `NotFound` for an unknown id.
+    pub async fn touch_device(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
+        dispatch!(self.touch_device(id, at))
+    }
+
+    // ------------------------------------------------------------ API tokens
+
+    /// Stores an API token's hash with its role (`admin`, …). `Conflict` if the
+    /// hash is in use.
+    pub async fn create_api_token(
+        &self,
+        org: &str,
+        role: &str,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<ApiToken, StoreError> {
+        let at = now();
+        dispatch!(self.create_api_token(org, role, name, token_hash, at))
+    }
+
+    /// The token with this hash (its `org` is the token's organisation).
+    pub async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        dispatch!(self.api_token_by_hash(token_hash))
+    }
+
+    /// The tokens of `org` by id (hashes are never returned).
+    pub async fn list_api_tokens(&self, org: &str) -> Result<Vec<ApiToken>, StoreError> {
+        dispatch!(self.list_api_tokens(org))
+    }
+
+    /// `NotFound` unless the token exists in `org`.
+    pub async fn delete_api_token(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_api_token(org, id))
+    }
+
+    /// Records a token's use, throttled like [`Store::touch_device`].
+    pub async fn touch_api_token(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
+        dispatch!(self.touch_api_token(id, at))
+    }
+
+    // ------------------------------------------------------------ measurements
+
+    /// In one transaction: stores the measurement (created now), marks its
+    /// appointment `completed` and, when given, stores the outbound message
+    /// (direction `out`, status `accepted`) with its queue entries. The
+    /// appointment must exist, undeleted, in `m.org`, else `NotFound` and nothing
+    /// is written; an outbound message of another organisation is a `Conflict`.
+    pub async fn record_measurement(
+        &self,
+        m: Measurement,
+        outbound: Option<OutboundMessage>,
+    ) -> Result<MeasurementIds, StoreError> {
+        let at = now();
+        dispatch!(self.record_measurement(m, at, outbound))
+    }
+
+    /// One measurement of `org` with its PDF and delivery states.
+    pub async fn get_measurement(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<StoredMeasurement>, StoreError> {
+        dispatch!(self.get_measurement(org, id))
+    }
+
+    /// Measurements of `org` (optionally of one appointment), newest first,
+    /// without their PDFs, with delivery states.
+    pub async fn list_measurements(
+        &self,
+        org: &str,
+        appointment_id: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<StoredMeasurement>, StoreError> {
+        dispatch!(self.list_measurements(org, appointment_id, limit, offset))
+    }
+
+    /// The PDF report of a measurement of `org`; `None` if there is none.
+    pub async fn measurement_pdf(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self.measurement_pdf(org, id))
+    }
+
+    /// Requeues every delivery of the measurement's outbound message (due at
+    /// `at`, attempts reset) and returns their ids. `NotFound` if the
+    /// measurement is not in `org` or has no delivery.
+    pub async fn resend_measurement(
+        &self,
+        org: &str,
+        id: &str,
+        at: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self.resend_measurement(org, id, at))
     }
 
     /// Waits until every operation sent so far is committed, checkpoints the WAL

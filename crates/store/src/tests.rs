@@ -52,6 +52,7 @@ fn stored(outcome: InboundOutcome) -> (i64, Vec<i64>) {
         InboundOutcome::Stored {
             message_id,
             delivery_ids,
+            ..
         } => (message_id, delivery_ids),
         other => panic!("expected Stored, got {other:?}"),
     }
@@ -106,6 +107,7 @@ async fn record_and_get_round_trips_every_field() {
         error: Some("PID-3 missing".into()),
         dedup_window: Some(60_000),
         deliveries: vec![delivery("adt-in/pacs", &[0xde, 0xad], 5)],
+        ..InboundRecord::default()
     };
     let (id, dids) = stored(store.record_inbound(input).await.unwrap());
     assert_eq!(dids.len(), 1);
@@ -117,6 +119,7 @@ async fn record_and_get_round_trips_every_field() {
             id,
             org: "clinic-a".into(),
             channel: "adt-in".into(),
+            direction: Direction::In,
             received_at: 1_700_000_000_123,
             peer: Some("10.0.0.5:51234".into()),
             control_id: Some("MSG0001".into()),

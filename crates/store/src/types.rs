@@ -1,6 +1,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use medrelay_worklist::WorklistAction;
+
+use crate::domain::WorklistEffect;
 use crate::error::UnknownName;
 
 /// Unix epoch milliseconds. Callers pass time in so that the store never reads a
@@ -126,11 +129,54 @@ impl FromStr for DeliveryState {
     }
 }
 
-/// One inbound message as the engine hands it to [`Store::record_inbound`](crate::Store::record_inbound).
+/// Whether a stored message came in (from a sender) or goes out (a message
+/// medrelay built, e.g. the ORU^R01 of a measurement). Stored as `in` / `out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    #[default]
+    In,
+    Out,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::In, Direction::Out];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Direction {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Direction::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "message direction",
+                name: s.to_owned(),
+            })
+    }
+}
+
+/// One message as the engine hands it to [`Store::record_inbound`](crate::Store::record_inbound).
+/// Despite the name it may also be an outbound message (`direction: Out`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRecord {
     pub org: String,
     pub channel: String,
+    /// `In` (the default) for what a sender sent us, `Out` for what medrelay built.
+    pub direction: Direction,
     pub received_at: Millis,
     /// `"10.0.0.5:51234"`, a file path or an HTTP client id.
     pub peer: Option<String>,
@@ -153,6 +199,10 @@ pub struct InboundRecord {
     pub dedup_window: Option<Millis>,
     /// Queue entries committed in the same transaction as the message.
     pub deliveries: Vec<NewDelivery>,
+    /// What the message asks of the worklist (patients, appointments), applied
+    /// in the same transaction, after the message is stored, in this order. A
+    /// duplicate applies nothing. See [`WorklistEffect`](crate::WorklistEffect).
+    pub worklist: Vec<WorklistAction>,
 }
 
 impl Default for InboundRecord {
@@ -160,6 +210,7 @@ impl Default for InboundRecord {
         InboundRecord {
             org: DEFAULT_ORG.to_owned(),
             channel: String::new(),
+            direction: Direction::In,
             received_at: 0,
             peer: None,
             control_id: None,
@@ -172,6 +223,7 @@ impl Default for InboundRecord {
             error: None,
             dedup_window: None,
             deliveries: Vec::new(),
+            worklist: Vec::new(),
         }
     }
 }
@@ -189,10 +241,12 @@ pub struct NewDelivery {
 /// What [`Store::record_inbound`](crate::Store::record_inbound) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundOutcome {
-    /// Committed; `delivery_ids` are in the order of `InboundRecord::deliveries`.
+    /// Committed; `delivery_ids` are in the order of `InboundRecord::deliveries`,
+    /// `worklist` has one entry per `InboundRecord::worklist` action, in order.
     Stored {
         message_id: i64,
         delivery_ids: Vec<i64>,
+        worklist: Vec<WorklistEffect>,
     },
     /// A retransmission inside the dedup window: nothing stored. Answer it with
     /// the original ACK.
@@ -220,12 +274,13 @@ pub struct Delivery {
     pub response: Option<Vec<u8>>,
 }
 
-/// An inbound message as stored.
+/// A message (inbound or outbound) as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     pub id: i64,
     pub org: String,
     pub channel: String,
+    pub direction: Direction,
     pub received_at: Millis,
     pub peer: Option<String>,
     pub control_id: Option<String>,
@@ -255,6 +310,7 @@ pub struct MessageQuery {
     pub control_id: Option<String>,
     pub message_type: Option<String>,
     pub status: Option<MessageStatus>,
+    pub direction: Option<Direction>,
     /// Inclusive lower bound on `received_at`.
     pub since: Option<Millis>,
     /// Exclusive upper bound on `received_at`.
@@ -274,6 +330,7 @@ impl MessageQuery {
             control_id: None,
             message_type: None,
             status: None,
+            direction: None,
             since: None,
             until: None,
             limit: 100,

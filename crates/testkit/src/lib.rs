@@ -252,3 +252,181 @@ OBR|1|ORD-2025-001||72193^TC ABDOMEN SIN CONTRASTE^LN|||20250315||||||||||12345^
     )
     .into_bytes()
 }
+
+/// A minimal HTTP/1.1 client over a real socket, for tests: one request per
+/// connection. Returns the status and the body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await?;
+    if let Some(b) = body {
+        s.write_all(b).await?;
+    }
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("HTTP response timed out"))??;
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
+    let mut body = buf[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// A small but real PDF document (a single empty page), deterministic.
+pub fn sample_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, obj) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{obj}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        pdf.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+/// One segment from (field number, raw value) pairs; unlisted fields are empty.
+pub fn segment(id: &str, fields: &[(usize, &str)]) -> String {
+    let last = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut out = vec![String::new(); last + 1];
+    out[0] = id.to_string();
+    for (n, v) in fields {
+        out[*n] = (*v).to_string();
+    }
+    out.join("|")
+}
+
+/// An ORM^O01 with every field the HL7 presets map filled in.
+pub fn full_orm(control_id: &str, placer: &str, control: &str) -> Vec<u8> {
+    let filler = format!("FIL-{placer}");
+    let group = format!("GRP-{placer}");
+    let visit = format!("VN-{placer}^^^HIS^VN");
+    let msh = format!(
+        "MSH|^~\\&|HIS|HOSPITAL_A|MEDRELAY|CARDIO|20250315120000||ORM^O01^ORM_O01|{control_id}|P|2.5"
+    );
+    let pid = segment(
+        "PID",
+        &[
+            (1, "1"),
+            (3, "1234567890^^^HIS^MR~99887766^^^SSA^SS"),
+            (5, "GARCIA^PEDRO^MARIA^JR^DR"),
+            (7, "19751022"),
+            (8, "M"),
+            (10, "2106-3^White^CDCREC"),
+            (11, "C/ MAYOR 1^PISO 2^MADRID^MD^28001^ES^H"),
+            (13, "+34911234567^PRN^PH^pedro@example.org"),
+            (15, "spa"),
+        ],
+    );
+    let pv1 = segment(
+        "PV1",
+        &[
+            (1, "1"),
+            (2, "O"),
+            (3, "CARDIO^101^A^HOSPITAL_A"),
+            (4, "R"),
+            (7, "12345^LOPEZ^ANA^^^DR"),
+            (10, "CAR"),
+            (19, &visit),
+            (44, "20250315114500"),
+            (45, "20250315130000"),
+        ],
+    );
+    let orc = segment(
+        "ORC",
+        &[
+            (1, control),
+            (2, placer),
+            (3, &filler),
+            (4, &group),
+            (5, "SC"),
+            (6, "Y"),
+            (7, "1^^^20250315120000^^R"),
+            (9, "20250315120000"),
+            (10, "7777^CLERK^ANNA"),
+            (11, "8888^NURSE^EVA"),
+            (12, "12345^LOPEZ^ANA^^^DR"),
+            (14, "+34911112222"),
+            (15, "20250315120500"),
+        ],
+    );
+    let obr = segment(
+        "OBR",
+        &[
+            (1, "1"),
+            (2, placer),
+            (3, &filler),
+            (4, "ECG^12-lead ECG^L"),
+            (5, "R"),
+            (6, "20250315120000"),
+            (7, "20250315121000"),
+            (16, "12345^LOPEZ^ANA^^^DR"),
+            (24, "EC"),
+            (27, "1^^^20250315120000^^R"),
+            (34, "TECH1&TECHNICIAN&TOM"),
+            (36, "20250315123000"),
+            (44, "93000^Electrocardiogram^CPT"),
+        ],
+    );
+    format!("{msh}\r{pid}\r{pv1}\r{orc}\r{obr}\r").into_bytes()
+}

@@ -11,7 +11,8 @@ use crate::config::DestinationConfig;
 
 pub struct MllpDestination {
     sender: Sender,
-    retry_on_nack: bool,
+    retry_on_ae: bool,
+    retry_on_ar: bool,
 }
 
 impl MllpDestination {
@@ -33,7 +34,8 @@ impl MllpDestination {
         });
         Ok(MllpDestination {
             sender,
-            retry_on_nack: cfg.retry_on_nack,
+            retry_on_ae: cfg.retry_on_ae,
+            retry_on_ar: cfg.retry_on_ar,
         })
     }
 
@@ -65,7 +67,11 @@ impl MllpDestination {
                 let text = ack.text.map(|t| t.to_string()).unwrap_or_default();
                 Err(DeliveryError {
                     message: format!("the peer answered {code:?}: {text}"),
-                    retryable: self.retry_on_nack,
+                    retryable: if matches!(code, AckCode::AR | AckCode::CR) {
+                        self.retry_on_ar
+                    } else {
+                        self.retry_on_ae
+                    },
                     response: Some(response),
                 })
             }

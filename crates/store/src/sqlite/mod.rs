@@ -2,6 +2,7 @@
 //! pool of read-only connections for everything else.
 
 mod sql;
+mod worklist;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -14,16 +15,24 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::domain::{
+    ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
+};
 use crate::error::StoreError;
 use crate::types::{
     Delivery, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis, QueueDepth,
     StoreMetrics, StoredMessage,
 };
+use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
 use writer::{Job, Metrics, Msg};
 
 /// The schema, oldest first. Never edit a released migration: add a new file.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_init.sql")),
+        // Rebuilds `messages`: must run with foreign keys off (see open_writer).
+        M::up(include_str!("../../migrations/0002_worklist.sql")).foreign_key_check(),
+    ])
 }
 
 /// Tuning for the SQLite backend. `Default` is right for almost everyone.
@@ -143,6 +152,11 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     // FULL: the WAL is fsynced inside every COMMIT, which is what lets the
     // engine send its ACK as soon as record_inbound returns.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Migrations run with foreign keys off, as SQLite prescribes for rebuilding a
+    // table (0002 rebuilds `messages`: with them on, dropping the old table would
+    // cascade-delete every delivery). Each migration checks them before it commits.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    migrations().to_latest(&mut conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // A checkpoint copies WAL pages into the database and fsyncs it; on the
     // writer thread that stalls every waiting ACK. The checkpointer thread does
@@ -154,7 +168,6 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     // Keep the WAL file from staying huge after a burst of large payloads.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
-    migrations().to_latest(&mut conn)?;
     Ok(conn)
 }
 
@@ -165,7 +178,7 @@ fn open_reader(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     )?;
     apply_common_pragmas(&conn, opts.reader_cache_kib, opts.busy_timeout)?;
     // find_messages builds its SQL from the filters given; room for every variant.
-    conn.set_prepared_statement_cache_capacity(160);
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -430,6 +443,303 @@ impl SqliteBackend {
                 return Ok(deleted);
             }
         }
+    }
+}
+
+/// Owned copies of `&str` arguments for the closures sent to the writer/readers.
+fn own(s: &str) -> String {
+    s.to_owned()
+}
+
+/// The device worklist (see `worklist.rs`).
+impl SqliteBackend {
+    pub(crate) async fn find_appointment(
+        &self,
+        org: &str,
+        key: &OrderKey,
+    ) -> Result<Option<Appointment>, StoreError> {
+        let (org, key) = (own(org), key.clone());
+        self.read(move |c| worklist::find_appointment(c, &org, &key))
+            .await
+    }
+
+    pub(crate) async fn get_appointment(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<(Appointment, Patient)>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| worklist::get_appointment(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn worklist(
+        &self,
+        org: &str,
+        group: &str,
+    ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
+        let (org, group) = (own(org), own(group));
+        self.read(move |c| worklist::worklist(c, &org, &group))
+            .await
+    }
+
+    pub(crate) async fn list_appointments(
+        &self,
+        q: AppointmentQuery,
+    ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
+        self.read(move |c| worklist::list_appointments(c, &q)).await
+    }
+
+    pub(crate) async fn delete_appointment(
+        &self,
+        org: &str,
+        id: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| worklist::delete_appointment(c, &org, &id, at))
+            .await
+    }
+
+    pub(crate) async fn get_patient(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Patient>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| worklist::get_patient(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn list_patients(
+        &self,
+        org: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Patient>, StoreError> {
+        let org = own(org);
+        self.read(move |c| worklist::list_patients(c, &org, limit, offset))
+            .await
+    }
+
+    pub(crate) async fn create_group(
+        &self,
+        org: &str,
+        name: &str,
+        at: Millis,
+    ) -> Result<DeviceGroup, StoreError> {
+        let (org, name) = (own(org), own(name));
+        self.write(move |c| worklist::create_group(c, &org, &name, at))
+            .await
+    }
+
+    pub(crate) async fn list_groups(&self, org: &str) -> Result<Vec<GroupInfo>, StoreError> {
+        let org = own(org);
+        self.read(move |c| worklist::list_groups(c, &org)).await
+    }
+
+    pub(crate) async fn rename_group(
+        &self,
+        org: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(), StoreError> {
+        let (org, from, to) = (own(org), own(from), own(to));
+        self.write(move |c| worklist::rename_group(c, &org, &from, &to))
+            .await
+    }
+
+    pub(crate) async fn delete_group(&self, org: &str, name: &str) -> Result<(), StoreError> {
+        let (org, name) = (own(org), own(name));
+        self.write(move |c| worklist::delete_group(c, &org, &name))
+            .await
+    }
+
+    pub(crate) async fn create_device(
+        &self,
+        org: &str,
+        name: &str,
+        group: &str,
+        token_hash: &str,
+        at: Millis,
+    ) -> Result<Device, StoreError> {
+        let (org, name, group, hash) = (own(org), own(name), own(group), own(token_hash));
+        self.write(move |c| worklist::create_device(c, &org, &name, &group, &hash, at))
+            .await
+    }
+
+    pub(crate) async fn list_devices(&self, org: &str) -> Result<Vec<Device>, StoreError> {
+        let org = own(org);
+        self.read(move |c| worklist::list_devices(c, &org)).await
+    }
+
+    pub(crate) async fn get_device(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| worklist::get_device(c, &org, &id)).await
+    }
+
+    pub(crate) async fn rename_device(
+        &self,
+        org: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let (org, id, name) = (own(org), own(id), own(name));
+        self.write(move |c| worklist::rename_device(c, &org, &id, &name))
+            .await
+    }
+
+    pub(crate) async fn move_device(
+        &self,
+        org: &str,
+        id: &str,
+        group: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let (org, id, group) = (own(org), own(id), own(group));
+        self.write(move |c| worklist::move_device(c, &org, &id, &group, at))
+            .await
+    }
+
+    pub(crate) async fn delete_device(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| worklist::delete_device(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn rotate_device_token(
+        &self,
+        org: &str,
+        id: &str,
+        new_hash: &str,
+    ) -> Result<(), StoreError> {
+        let (org, id, hash) = (own(org), own(id), own(new_hash));
+        self.write(move |c| worklist::rotate_device_token(c, &org, &id, &hash))
+            .await
+    }
+
+    pub(crate) async fn device_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        let hash = own(token_hash);
+        self.read(move |c| worklist::device_by_token_hash(c, &hash))
+            .await
+    }
+
+    pub(crate) async fn touch_device(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
+        let id = worklist::parse_id(id).ok_or(StoreError::NotFound)?;
+        // Read first: most touches are inside the interval and then never reach
+        // the writer (no queueing behind ACKs, no commit). The UPDATE re-checks.
+        let last = self
+            .read(move |c| worklist::device_last_seen(c, id))
+            .await?;
+        if !worklist::touch_due(last, at) {
+            return Ok(false);
+        }
+        self.write(move |c| worklist::touch_device(c, id, at)).await
+    }
+
+    pub(crate) async fn create_api_token(
+        &self,
+        org: &str,
+        role: &str,
+        name: &str,
+        token_hash: &str,
+        at: Millis,
+    ) -> Result<ApiToken, StoreError> {
+        let (org, role, name, hash) = (own(org), own(role), own(name), own(token_hash));
+        self.write(move |c| worklist::create_api_token(c, &org, &role, &name, &hash, at))
+            .await
+    }
+
+    pub(crate) async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let hash = own(token_hash);
+        self.read(move |c| worklist::api_token_by_hash(c, &hash))
+            .await
+    }
+
+    pub(crate) async fn list_api_tokens(&self, org: &str) -> Result<Vec<ApiToken>, StoreError> {
+        let org = own(org);
+        self.read(move |c| worklist::list_api_tokens(c, &org)).await
+    }
+
+    pub(crate) async fn delete_api_token(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| worklist::delete_api_token(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn touch_api_token(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
+        let id = worklist::parse_id(id).ok_or(StoreError::NotFound)?;
+        let last = self
+            .read(move |c| worklist::api_token_last_used(c, id))
+            .await?;
+        if !worklist::touch_due(last, at) {
+            return Ok(false);
+        }
+        self.write(move |c| worklist::touch_api_token(c, id, at))
+            .await
+    }
+
+    pub(crate) async fn record_measurement(
+        &self,
+        m: Measurement,
+        at: Millis,
+        outbound: Option<OutboundMessage>,
+    ) -> Result<MeasurementIds, StoreError> {
+        self.write(move |c| worklist::record_measurement(c, &m, at, outbound.as_ref()))
+            .await
+    }
+
+    pub(crate) async fn get_measurement(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<StoredMeasurement>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| worklist::get_measurement(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn list_measurements(
+        &self,
+        org: &str,
+        appointment_id: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<StoredMeasurement>, StoreError> {
+        let (org, aid) = (own(org), appointment_id.map(own));
+        self.read(move |c| worklist::list_measurements(c, &org, aid.as_deref(), limit, offset))
+            .await
+    }
+
+    pub(crate) async fn measurement_pdf(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| worklist::measurement_pdf(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn resend_measurement(
+        &self,
+        org: &str,
+        id: &str,
+        at: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| worklist::resend_measurement(c, &org, &id, at))
+            .await
     }
 }
 

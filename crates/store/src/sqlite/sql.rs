@@ -6,20 +6,20 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use crate::error::StoreError;
 use crate::types::{
-    Delivery, DeliveryState, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis,
-    QueueDepth, StoredMessage,
+    Delivery, DeliveryState, Direction, InboundOutcome, InboundRecord, MessageQuery, MessageStatus,
+    Millis, NewDelivery, QueueDepth, StoredMessage,
 };
 
 const MESSAGE_COLS: &str = "id, org, channel, received_at, peer, control_id, message_type, \
-     sending_application, sending_facility, status, error, ack, raw";
+     sending_application, sending_facility, status, error, ack, raw, direction";
 
-const DELIVERY_COLS: &str = "id, message_id, org, destination, state, attempts, next_attempt_at, \
+pub(crate) const DELIVERY_COLS: &str = "id, message_id, org, destination, state, attempts, next_attempt_at, \
      created_at, updated_at, last_error, response, payload";
 
 /// Must stay textually identical to the partial index's WHERE so SQLite uses it.
 const PENDING: &str = "state IN ('queued', 'retrying')";
 
-fn parse_col<T: std::str::FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
+pub(crate) fn parse_col<T: std::str::FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
@@ -43,10 +43,11 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         error: row.get(10)?,
         ack: row.get(11)?,
         raw: row.get(12)?,
+        direction: parse_col::<Direction>(row, 13)?,
     })
 }
 
-fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+pub(crate) fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
         id: row.get(0)?,
         message_id: row.get(1)?,
@@ -63,7 +64,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-fn one_row_changed(changed: usize) -> Result<(), StoreError> {
+pub(crate) fn one_row_changed(changed: usize) -> Result<(), StoreError> {
     if changed == 0 {
         Err(StoreError::NotFound)
     } else {
@@ -111,13 +112,14 @@ pub(crate) fn record_inbound(
     // Plain INSERT + last_insert_rowid: RETURNING would make SQLite buffer the
     // result in an ephemeral table on every insert, which showed up in profiles.
     conn.prepare_cached(
-        "INSERT INTO messages (org, channel, received_at, peer, control_id, message_type, \
-         sending_application, sending_facility, status, error, ack, raw) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO messages (org, channel, direction, received_at, peer, control_id, \
+         message_type, sending_application, sending_facility, status, error, ack, raw) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         rec.org,
         rec.channel,
+        rec.direction.as_str(),
         rec.received_at,
         rec.peer,
         rec.control_id,
@@ -130,30 +132,48 @@ pub(crate) fn record_inbound(
         rec.raw,
     ])?;
     let message_id = conn.last_insert_rowid();
+    let delivery_ids =
+        insert_deliveries(conn, message_id, &rec.org, rec.received_at, &rec.deliveries)?;
+    let worklist = if rec.worklist.is_empty() {
+        Vec::new()
+    } else {
+        super::worklist::apply_actions(conn, &rec.org, message_id, rec.received_at, &rec.worklist)?
+    };
+    Ok(InboundOutcome::Stored {
+        message_id,
+        delivery_ids,
+        worklist,
+    })
+}
 
-    let mut delivery_ids = Vec::with_capacity(rec.deliveries.len());
-    if !rec.deliveries.is_empty() {
+/// Queue entries of one message, ids in the order given.
+pub(crate) fn insert_deliveries(
+    conn: &Connection,
+    message_id: i64,
+    org: &str,
+    created_at: Millis,
+    deliveries: &[NewDelivery],
+) -> Result<Vec<i64>, StoreError> {
+    let mut delivery_ids = Vec::with_capacity(deliveries.len());
+    if !deliveries.is_empty() {
         let mut stmt = conn.prepare_cached(
             "INSERT INTO deliveries (message_id, org, destination, state, attempts, \
              next_attempt_at, created_at, updated_at, payload) \
              VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?5, ?5, ?6)",
         )?;
-        for d in &rec.deliveries {
+        for d in deliveries {
             stmt.execute(params![
                 message_id,
-                rec.org,
+                org,
                 d.destination,
                 d.not_before,
-                rec.received_at,
+                created_at,
                 d.payload
             ])?;
             delivery_ids.push(conn.last_insert_rowid());
         }
     }
-    Ok(InboundOutcome::Stored {
-        message_id,
-        delivery_ids,
-    })
+    Ok(delivery_ids)
 }
 
 pub(crate) fn set_ack(
@@ -361,12 +381,19 @@ pub(crate) fn find_messages(
     let status = q.status.map(MessageStatus::as_str);
     let mut sql = String::from("SELECT id FROM messages WHERE ");
     let mut args: Vec<&dyn ToSql> = vec![&q.org];
-    if q.channel.is_none() && q.control_id.is_none() {
+    if q.channel.is_none() && q.control_id.is_none() && q.direction != Some(Direction::Out) {
         // Without a selective filter, walking the table newest-first and stopping at
         // `limit` beats reading every row of the org through the org index and sorting.
         sql.push_str("+org = ?");
     } else {
         sql.push_str("org = ?");
+    }
+    // A literal, not a parameter: only then can SQLite pick the partial index
+    // `messages_outbound` (WHERE direction = 'out').
+    match q.direction {
+        Some(Direction::Out) => sql.push_str(" AND direction = 'out'"),
+        Some(Direction::In) => sql.push_str(" AND direction = 'in'"),
+        None => {}
     }
     let filters: [(&str, Option<&dyn ToSql>); 7] = [
         (

@@ -1,0 +1,151 @@
+//! Results out: a device's measurement becomes an ORU^R01 for the integration
+//! its order came from, committed together with the measurement and queued for
+//! the EHR in one transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use medrelay_store::{NewDelivery, OutboundMessage, Store, StoreError};
+use medrelay_worklist::{Device, Measurement};
+use tokio::sync::Notify;
+
+use crate::clock::{ControlIds, hl7_timestamp, now_ms};
+use crate::worklist_stage::WorklistStage;
+
+/// Largest PDF report accepted (bytes, decoded).
+pub const MAX_PDF: usize = 20 * 1024 * 1024;
+
+/// What `submit` could not do, for the HTTP layer to word.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// Field path and reason for each problem.
+    Invalid(Vec<(String, String)>),
+    TooLarge(String),
+    /// No such appointment in the device's organisation and group.
+    UnknownAppointment(String),
+    /// The ORU could not be built from the stored order.
+    Build(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        SubmitError::Store(e)
+    }
+}
+
+/// A stored measurement.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub id: String,
+    /// `queued` when a result message is on its way, `stored` when the
+    /// integration sends none.
+    pub status: &'static str,
+}
+
+/// Where an integration's results go.
+pub(crate) struct ResultsRoute {
+    pub stage: Arc<WorklistStage>,
+    /// Queue key and the wake-up of its worker; `None` without an outbound side.
+    pub queue: Option<(String, Arc<Notify>)>,
+}
+
+/// Cheap to clone; shared by the HTTP handlers.
+#[derive(Clone)]
+pub struct Results {
+    store: Store,
+    routes: Arc<HashMap<String, ResultsRoute>>,
+    control_ids: Arc<ControlIds>,
+}
+
+impl Results {
+    pub(crate) fn new(
+        store: Store,
+        routes: HashMap<String, ResultsRoute>,
+        control_ids: Arc<ControlIds>,
+    ) -> Self {
+        Results {
+            store,
+            routes: Arc::new(routes),
+            control_ids,
+        }
+    }
+
+    /// Validates, stores, and queues the result message. The device must belong
+    /// to the appointment's organisation and group.
+    pub async fn submit(
+        &self,
+        device: &Device,
+        mut m: Measurement,
+    ) -> Result<Submitted, SubmitError> {
+        if m.report_pdf.len() > MAX_PDF {
+            return Err(SubmitError::TooLarge(format!(
+                "report_pdf is {} bytes; the limit is {MAX_PDF}",
+                m.report_pdf.len()
+            )));
+        }
+        medrelay_worklist::oru::validate_measurement(&m, MAX_PDF).map_err(|problems| {
+            SubmitError::Invalid(problems.into_iter().map(|p| (p.field, p.reason)).collect())
+        })?;
+        let unknown = || SubmitError::UnknownAppointment(m.appointment_id.clone());
+        let (appointment, patient) = self
+            .store
+            .get_appointment(&device.org, &m.appointment_id)
+            .await?
+            .ok_or_else(unknown)?;
+        if appointment.group != device.group {
+            return Err(unknown());
+        }
+        m.org = device.org.clone();
+        m.device_id = device.id.clone();
+
+        let route = self.routes.get(&appointment.integration);
+        let Some((route, (key, wake))) = route.and_then(|r| r.queue.as_ref().map(|q| (r, q)))
+        else {
+            let ids = self.store.record_measurement(m, None).await?;
+            return Ok(Submitted {
+                id: ids.measurement_id,
+                status: "stored",
+            });
+        };
+        let now = now_ms();
+        let control_id = self.control_ids.next();
+        let oru = route
+            .stage
+            .build_oru(&appointment, &patient, &m, &control_id, &hl7_timestamp(now))
+            .map_err(SubmitError::Build)?;
+        let outbound = OutboundMessage {
+            org: device.org.clone(),
+            channel: appointment.integration.clone(),
+            control_id: Some(control_id),
+            message_type: Some("ORU^R01".into()),
+            created_at: now,
+            deliveries: vec![NewDelivery {
+                destination: key.clone(),
+                payload: oru.clone(),
+                not_before: now,
+            }],
+            raw: oru,
+        };
+        let ids = self.store.record_measurement(m, Some(outbound)).await?;
+        wake.notify_one();
+        Ok(Submitted {
+            id: ids.measurement_id,
+            status: "queued",
+        })
+    }
+
+    /// Puts a measurement's result back on its queue (dashboard "resend").
+    pub async fn resend(&self, org: &str, measurement_id: &str) -> Result<usize, StoreError> {
+        let requeued = self
+            .store
+            .resend_measurement(org, measurement_id, now_ms())
+            .await?;
+        for route in self.routes.values() {
+            if let Some((_, wake)) = &route.queue {
+                wake.notify_one();
+            }
+        }
+        Ok(requeued.len())
+    }
+}

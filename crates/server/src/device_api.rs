@@ -1,0 +1,82 @@
+//! The device API (DESIGN.md contract): a tablet pulls its group's worklist and
+//! posts measurements with their PDF report.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use medrelay_engine::results::SubmitError;
+use medrelay_worklist::Measurement;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{AnyAuth, Caller, DeviceAuth};
+use crate::error::{ApiError, FieldProblem};
+use crate::views;
+
+/// `GET /api/v1/worklist`: open appointments of the device's group.
+pub async fn worklist(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+) -> Result<Json<Value>, ApiError> {
+    let items = state.store.worklist(&device.org, &device.group).await?;
+    let appointments: Vec<Value> = items
+        .iter()
+        .map(|(a, p)| views::appointment(a, p))
+        .collect();
+    Ok(Json(json!({ "appointments": appointments })))
+}
+
+/// `POST /api/v1/measurements`: validated, stored with its outbound result
+/// message in one commit, then `201 {"id", "status"}`.
+pub async fn post_measurement(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    body: Result<Json<Measurement>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(measurement) = body?;
+    match state.results.submit(&device, measurement).await {
+        Ok(done) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "id": done.id, "status": done.status })),
+        )),
+        Err(SubmitError::Invalid(problems)) => Err(ApiError::Invalid {
+            message: "the measurement is not valid".into(),
+            details: problems
+                .into_iter()
+                .map(|(field, reason)| FieldProblem { field, reason })
+                .collect(),
+        }),
+        Err(SubmitError::TooLarge(m)) => Err(ApiError::TooLarge(m)),
+        Err(SubmitError::UnknownAppointment(id)) => Err(ApiError::Invalid {
+            message: format!("appointment {id:?} does not exist"),
+            details: vec![FieldProblem {
+                field: "appointment_id".into(),
+                reason: "no such appointment for this device".into(),
+            }],
+        }),
+        Err(SubmitError::Store(e)) => Err(e.into()),
+        Err(SubmitError::Build(m)) => Err(ApiError::Internal(m)),
+    }
+}
+
+/// `GET /api/v1/measurements/{id}`: the result and its delivery state per
+/// destination; for the device that posted it (same organisation) or an admin.
+pub async fn get_measurement(
+    State(state): State<AppState>,
+    AnyAuth(caller): AnyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stored = state
+        .store
+        .get_measurement(caller.org(), &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("measurement {id} not found")))?;
+    if let Caller::Device(d) = &caller
+        && !stored.measurement.device_id.is_empty()
+        && stored.measurement.device_id != d.id
+    {
+        return Err(ApiError::NotFound(format!("measurement {id} not found")));
+    }
+    Ok(Json(views::measurement(&stored, false)))
+}

@@ -1,0 +1,1325 @@
+//! The statements of the device worklist: patients, appointments, device groups,
+//! devices, API tokens and measurements. Like `sql.rs`, every function takes a
+//! plain connection; the mutating ones run inside the writer's batch
+//! transaction and do all their checks before their first write, so a refusal
+//! (`NotFound`, `Conflict`) never fails the neighbours in the batch.
+//!
+//! Every function takes the organisation and every statement filters by it: ids
+//! are global, but an id of another organisation finds nothing.
+
+use medrelay_worklist::{
+    Appointment, AppointmentStatus, Device, DeviceGroup, Identifier, Measurement, Order, OrderKey,
+    Patient, Visit, WorklistAction,
+};
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use serde_json::{Map, Value};
+
+use super::sql::{insert_deliveries, one_row_changed, parse_col};
+use crate::domain::{
+    ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
+    WorklistEffect,
+};
+use crate::error::StoreError;
+use crate::types::{Delivery, DeliveryState, Millis};
+
+/// `touch_device` / `touch_api_token` write at most once per this interval.
+pub(crate) const TOUCH_INTERVAL: Millis = 30_000;
+
+/// The delivery columns without the payload (an ORU carries the PDF again).
+const DELIVERY_META_COLS: &str = "id, message_id, org, destination, state, attempts, \
+     next_attempt_at, created_at, updated_at, last_error, response, X''";
+
+const DEVICE_COLS: &str = "id, org, name, grp, created_at, last_seen_at";
+
+const TOKEN_COLS: &str = "id, org, role, name, created_at, last_used_at";
+
+/// Appointment columns (prefix `a.`) followed by the patient's JSON.
+const APPOINTMENT_COLS: &str = "a.id, a.org, a.integration, a.grp, a.status, a.scheduled_at, \
+     a.patient_id, a.json, p.json";
+
+/// Measurement metadata columns; `report_pdf` is selected separately.
+const MEASUREMENT_COLS: &str =
+    "id, org, appointment_id, device_id, kind, performed_at, created_at, message_id, json";
+
+// ---------------------------------------------------------------- helpers
+
+/// Ids are the decimal row id; anything else (including `"007"`) names no row.
+pub(crate) fn parse_id(id: &str) -> Option<i64> {
+    let n: i64 = id.parse().ok()?;
+    (n.to_string() == id).then_some(n)
+}
+
+fn json_error(e: serde_json::Error) -> StoreError {
+    StoreError::Sqlite(format!("stored JSON could not be converted: {e}"))
+}
+
+fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(json_error)
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|v| !v.is_empty())
+}
+
+fn limit_offset(limit: usize, offset: usize) -> (i64, i64) {
+    (
+        i64::try_from(limit).unwrap_or(i64::MAX),
+        i64::try_from(offset).unwrap_or(i64::MAX),
+    )
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+/// Shallow merge: every key of `new` that carries a value (not null, not an
+/// empty string or list) overwrites the same key of `old`.
+fn merge_object(old: &mut Value, new: Value) {
+    let Value::Object(new) = new else { return };
+    if !old.is_object() {
+        *old = Value::Object(Map::new());
+    }
+    if let Value::Object(old) = old {
+        for (key, value) in new {
+            let empty = match &value {
+                Value::Null => true,
+                Value::String(s) => s.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                Value::Object(o) => o.is_empty(),
+                _ => false,
+            };
+            if !empty {
+                old.insert(key, value);
+            }
+        }
+    }
+}
+
+/// `new` merged into `old`, field by field (see [`merge_object`]).
+fn merged<T>(old: &T, new: &T) -> Result<T, StoreError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut base = serde_json::to_value(old).map_err(json_error)?;
+    merge_object(&mut base, serde_json::to_value(new).map_err(json_error)?);
+    serde_json::from_value(base).map_err(json_error)
+}
+
+fn system_key(ident: &Identifier) -> &str {
+    ident.system.as_deref().unwrap_or("")
+}
+
+// ---------------------------------------------------------------- patients
+
+/// Identifiers with a value, the ones that can match.
+fn usable_identifiers(patient: &Patient) -> impl Iterator<Item = &Identifier> {
+    patient.identifiers.iter().filter(|i| !i.value.is_empty())
+}
+
+fn patient_is_empty(patient: &Patient) -> bool {
+    let blank = Patient {
+        id: patient.id.clone(),
+        ..Patient::default()
+    };
+    *patient == blank
+}
+
+fn load_patient(conn: &Connection, org: &str, id: i64) -> Result<Option<Patient>, StoreError> {
+    let found = conn
+        .prepare_cached("SELECT json FROM patients WHERE id = ?1 AND org = ?2")?
+        .query_row(params![id, org], |row| json_col::<Patient>(row, 0))
+        .optional()?;
+    Ok(found.map(|mut p| {
+        p.id = id.to_string();
+        p
+    }))
+}
+
+/// `new` merged into `old`: present fields overwrite, absent ones keep the old
+/// value, identifiers are the union (a matching one takes the new type).
+fn merge_patient(old: &Patient, new: &Patient) -> Result<Patient, StoreError> {
+    let mut incoming = new.clone();
+    incoming.id = String::new();
+    incoming.identifiers = Vec::new();
+    let mut out = merged(old, &incoming)?;
+    for ident in usable_identifiers(new) {
+        match out
+            .identifiers
+            .iter_mut()
+            .find(|o| o.value == ident.value && system_key(o) == system_key(ident))
+        {
+            Some(existing) => {
+                if ident.kind.is_some() {
+                    existing.kind = ident.kind.clone();
+                }
+            }
+            None => out.identifiers.push(ident.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the patient or merges it into the one of `org` sharing an identifier
+/// (the first of `patient.identifiers` that matches wins). Without any
+/// identifier, `fallback` (the patient an existing appointment already points
+/// at) is updated instead, or a new patient is created when there is none.
+/// Identifiers already owned by another patient stay with that patient.
+fn upsert_patient(
+    conn: &Connection,
+    org: &str,
+    patient: &Patient,
+    at: Millis,
+    fallback: Option<i64>,
+) -> Result<i64, StoreError> {
+    let mut found = None;
+    {
+        let mut lookup = conn.prepare_cached(
+            "SELECT patient_id FROM patient_identifiers \
+             WHERE org = ?1 AND system = ?2 AND value = ?3",
+        )?;
+        for ident in usable_identifiers(patient) {
+            found = lookup
+                .query_row(params![org, system_key(ident), ident.value], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .optional()?;
+            if found.is_some() {
+                break;
+            }
+        }
+    }
+    if found.is_none() && usable_identifiers(patient).next().is_none() {
+        found = fallback;
+    }
+    let existing = match found {
+        Some(id) => load_patient(conn, org, id)?.map(|old| (id, old)),
+        None => None,
+    };
+    let id = match existing {
+        Some((old_id, old)) => {
+            if !patient_is_empty(patient) {
+                let mut new = merge_patient(&old, patient)?;
+                new.id = String::new();
+                if new
+                    != (Patient {
+                        id: String::new(),
+                        ..old
+                    })
+                {
+                    conn.prepare_cached(
+                        "UPDATE patients SET json = ?2, updated_at = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![old_id, to_json_text(&new)?, at])?;
+                }
+            }
+            old_id
+        }
+        None => {
+            let mut new = patient.clone();
+            new.id = String::new();
+            new.identifiers = Vec::new();
+            for ident in usable_identifiers(patient) {
+                if !new
+                    .identifiers
+                    .iter()
+                    .any(|o| o.value == ident.value && system_key(o) == system_key(ident))
+                {
+                    new.identifiers.push(ident.clone());
+                }
+            }
+            conn.prepare_cached(
+                "INSERT INTO patients (org, created_at, updated_at, json) VALUES (?1, ?2, ?2, ?3)",
+            )?
+            .execute(params![org, at, to_json_text(&new)?])?;
+            conn.last_insert_rowid()
+        }
+    };
+    let mut own = conn.prepare_cached(
+        "INSERT OR IGNORE INTO patient_identifiers (org, system, value, patient_id) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for ident in usable_identifiers(patient) {
+        own.execute(params![org, system_key(ident), ident.value, id])?;
+    }
+    Ok(id)
+}
+
+pub(crate) fn get_patient(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+) -> Result<Option<Patient>, StoreError> {
+    match parse_id(id) {
+        Some(id) => load_patient(conn, org, id),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn list_patients(
+    conn: &Connection,
+    org: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<Patient>, StoreError> {
+    let (limit, offset) = limit_offset(limit, offset);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, json FROM patients WHERE org = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![org, limit, offset], |row| {
+            let mut p: Patient = json_col(row, 1)?;
+            p.id = row.get::<_, i64>(0)?.to_string();
+            Ok(p)
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------- appointments
+
+fn appointment_doc(order: &Order, visit: &Visit) -> Result<String, StoreError> {
+    to_json_text(&serde_json::json!({ "order": order, "visit": visit }))
+}
+
+fn appointment_from_row(row: &Row<'_>) -> rusqlite::Result<(Appointment, Patient)> {
+    let id: i64 = row.get(0)?;
+    let status_text: String = row.get(4)?;
+    let status = AppointmentStatus::parse(&status_text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            Type::Text,
+            format!("unknown appointment status {status_text:?}").into(),
+        )
+    })?;
+    let patient_id: i64 = row.get(6)?;
+    let mut doc: Value = json_col(row, 7)?;
+    let conv = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e))
+    };
+    let order: Order = serde_json::from_value(doc["order"].take()).map_err(conv)?;
+    let visit: Visit = serde_json::from_value(doc["visit"].take()).map_err(conv)?;
+    let mut patient: Patient = json_col(row, 8)?;
+    patient.id = patient_id.to_string();
+    Ok((
+        Appointment {
+            id: id.to_string(),
+            org: row.get(1)?,
+            integration: row.get(2)?,
+            group: row.get(3)?,
+            status,
+            scheduled_at: row.get(5)?,
+            order,
+            visit,
+            patient_id: patient.id.clone(),
+        },
+        patient,
+    ))
+}
+
+/// The undeleted appointment of `org` with this order key: by placer number
+/// first, then by filler number; the newest if several match.
+fn find_appointment_id(
+    conn: &Connection,
+    org: &str,
+    key: &OrderKey,
+) -> Result<Option<i64>, StoreError> {
+    if let Some(placer) = non_empty(key.placer_order.as_deref()) {
+        let found = conn
+            .prepare_cached(
+                "SELECT id FROM appointments INDEXED BY appointments_placer \
+                 WHERE org = ?1 AND integration = ?2 AND placer_order = ?3 \
+                   AND deleted_at IS NULL ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![org, key.integration, placer], |row| row.get(0))
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    if let Some(filler) = non_empty(key.filler_order.as_deref()) {
+        return Ok(conn
+            .prepare_cached(
+                "SELECT id FROM appointments INDEXED BY appointments_filler \
+                 WHERE org = ?1 AND integration = ?2 AND filler_order = ?3 \
+                   AND deleted_at IS NULL ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![org, key.integration, filler], |row| row.get(0))
+            .optional()?);
+    }
+    Ok(None)
+}
+
+fn load_appointment(
+    conn: &Connection,
+    org: &str,
+    id: i64,
+) -> Result<Option<(Appointment, Patient)>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {APPOINTMENT_COLS} FROM appointments a JOIN patients p ON p.id = a.patient_id \
+             WHERE a.id = ?1 AND a.org = ?2 AND a.deleted_at IS NULL"
+        ))?
+        .query_row(params![id, org], appointment_from_row)
+        .optional()?)
+}
+
+fn ensure_group(conn: &Connection, org: &str, name: &str, at: Millis) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO device_groups (org, name, created_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![org, name, at])?;
+    Ok(())
+}
+
+fn insert_appointment(
+    conn: &Connection,
+    org: &str,
+    appointment: &Appointment,
+    patient_id: i64,
+    message_id: i64,
+    at: Millis,
+) -> Result<i64, StoreError> {
+    if !appointment.group.is_empty() {
+        ensure_group(conn, org, &appointment.group, at)?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO appointments (org, integration, placer_order, filler_order, grp, status, \
+         scheduled_at, patient_id, source_message_id, created_at, updated_at, json) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'scheduled', ?6, ?7, ?8, ?9, ?9, ?10)",
+    )?
+    .execute(params![
+        org,
+        appointment.integration,
+        non_empty(appointment.order.placer_order.as_deref()),
+        non_empty(appointment.order.filler_order.as_deref()),
+        appointment.group,
+        appointment.scheduled_at,
+        patient_id,
+        message_id,
+        at,
+        appointment_doc(&appointment.order, &appointment.visit)?,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Merges `new` into the stored appointment `old`: present fields overwrite.
+/// `reopen` turns a cancelled appointment back into a scheduled one.
+#[allow(clippy::too_many_arguments)]
+fn update_appointment(
+    conn: &Connection,
+    org: &str,
+    id: i64,
+    old: &Appointment,
+    new: &Appointment,
+    patient_id: i64,
+    message_id: i64,
+    at: Millis,
+    reopen: bool,
+) -> Result<(), StoreError> {
+    let order = merged(&old.order, &new.order)?;
+    let visit = merged(&old.visit, &new.visit)?;
+    let group = if new.group.is_empty() {
+        &old.group
+    } else {
+        &new.group
+    };
+    if !group.is_empty() {
+        ensure_group(conn, org, group, at)?;
+    }
+    let scheduled_at = new.scheduled_at.as_ref().or(old.scheduled_at.as_ref());
+    let status = if reopen && old.status == AppointmentStatus::Cancelled {
+        AppointmentStatus::Scheduled
+    } else {
+        old.status
+    };
+    let reopened = status != old.status;
+    conn.prepare_cached(
+        "UPDATE appointments SET placer_order = ?2, filler_order = ?3, grp = ?4, status = ?5, \
+         scheduled_at = ?6, patient_id = ?7, source_message_id = ?8, updated_at = ?9, \
+         json = ?10, \
+         cancelled_at = CASE WHEN ?11 THEN NULL ELSE cancelled_at END, \
+         cancel_reason = CASE WHEN ?11 THEN NULL ELSE cancel_reason END \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        non_empty(order.placer_order.as_deref()),
+        non_empty(order.filler_order.as_deref()),
+        group,
+        status.as_str(),
+        scheduled_at,
+        patient_id,
+        message_id,
+        at,
+        appointment_doc(&order, &visit)?,
+        reopened,
+    ])?;
+    Ok(())
+}
+
+/// The undeleted appointment with this key: (id, patient id, appointment).
+fn appointment_by_key(
+    conn: &Connection,
+    org: &str,
+    key: &OrderKey,
+) -> Result<Option<(i64, i64, Appointment)>, StoreError> {
+    let Some(id) = find_appointment_id(conn, org, key)? else {
+        return Ok(None);
+    };
+    let Some((appointment, _)) = load_appointment(conn, org, id)? else {
+        return Ok(None);
+    };
+    let patient_id: i64 = conn
+        .prepare_cached("SELECT patient_id FROM appointments WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))?;
+    Ok(Some((id, patient_id, appointment)))
+}
+
+fn key_of(appointment: &Appointment) -> OrderKey {
+    OrderKey {
+        integration: appointment.integration.clone(),
+        placer_order: appointment.order.placer_order.clone(),
+        filler_order: appointment.order.filler_order.clone(),
+    }
+}
+
+/// Applies the worklist actions of a message just inserted as `message_id`.
+pub(crate) fn apply_actions(
+    conn: &Connection,
+    org: &str,
+    message_id: i64,
+    at: Millis,
+    actions: &[WorklistAction],
+) -> Result<Vec<crate::domain::WorklistEffect>, StoreError> {
+    let mut effects = Vec::with_capacity(actions.len());
+    for action in actions {
+        let effect = match action {
+            WorklistAction::UpsertPatient { patient } => WorklistEffect {
+                patient_id: Some(upsert_patient(conn, org, patient, at, None)?.to_string()),
+                ..WorklistEffect::default()
+            },
+            WorklistAction::CreateAppointment {
+                patient,
+                appointment,
+            } => {
+                let existing = appointment_by_key(conn, org, &key_of(appointment))?;
+                let fallback = existing.as_ref().map(|(_, pid, _)| *pid);
+                let patient_id = upsert_patient(conn, org, patient, at, fallback)?;
+                let appointment_id = match existing {
+                    Some((id, _, old)) => {
+                        update_appointment(
+                            conn,
+                            org,
+                            id,
+                            &old,
+                            appointment,
+                            patient_id,
+                            message_id,
+                            at,
+                            true,
+                        )?;
+                        old.id
+                    }
+                    None => insert_appointment(conn, org, appointment, patient_id, message_id, at)?
+                        .to_string(),
+                };
+                WorklistEffect {
+                    patient_id: Some(patient_id.to_string()),
+                    appointment_id: Some(appointment_id),
+                    not_found: false,
+                }
+            }
+            WorklistAction::UpdateAppointment {
+                key,
+                patient,
+                appointment,
+            } => match appointment_by_key(conn, org, key)? {
+                Some((id, old_patient, old)) => {
+                    let patient_id = upsert_patient(conn, org, patient, at, Some(old_patient))?;
+                    update_appointment(
+                        conn,
+                        org,
+                        id,
+                        &old,
+                        appointment,
+                        patient_id,
+                        message_id,
+                        at,
+                        false,
+                    )?;
+                    WorklistEffect {
+                        patient_id: Some(patient_id.to_string()),
+                        appointment_id: Some(old.id),
+                        not_found: false,
+                    }
+                }
+                None => WorklistEffect {
+                    not_found: true,
+                    ..WorklistEffect::default()
+                },
+            },
+            WorklistAction::CancelAppointment { key, reason } => {
+                match find_appointment_id(conn, org, key)? {
+                    Some(id) => {
+                        let patient_id: i64 = conn
+                            .prepare_cached(
+                                "UPDATE appointments SET status = 'cancelled', \
+                                 cancel_reason = ?2, cancelled_at = ?3, updated_at = ?3, \
+                                 source_message_id = ?4 WHERE id = ?1 RETURNING patient_id",
+                            )?
+                            .query_row(params![id, reason, at, message_id], |row| row.get(0))?;
+                        WorklistEffect {
+                            patient_id: Some(patient_id.to_string()),
+                            appointment_id: Some(id.to_string()),
+                            not_found: false,
+                        }
+                    }
+                    None => WorklistEffect {
+                        not_found: true,
+                        ..WorklistEffect::default()
+                    },
+                }
+            }
+        };
+        effects.push(effect);
+    }
+    Ok(effects)
+}
+
+pub(crate) fn find_appointment(
+    conn: &Connection,
+    org: &str,
+    key: &OrderKey,
+) -> Result<Option<Appointment>, StoreError> {
+    Ok(match find_appointment_id(conn, org, key)? {
+        Some(id) => load_appointment(conn, org, id)?.map(|(a, _)| a),
+        None => None,
+    })
+}
+
+pub(crate) fn get_appointment(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+) -> Result<Option<(Appointment, Patient)>, StoreError> {
+    match parse_id(id) {
+        Some(id) => load_appointment(conn, org, id),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn worklist(
+    conn: &Connection,
+    org: &str,
+    group: &str,
+) -> Result<Vec<(Appointment, Patient)>, StoreError> {
+    // The WHERE repeats the partial index's condition so SQLite can use it.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {APPOINTMENT_COLS} FROM appointments a INDEXED BY appointments_worklist \
+         JOIN patients p ON p.id = a.patient_id \
+         WHERE a.org = ?1 AND a.grp = ?2 AND a.status = 'scheduled' AND a.deleted_at IS NULL \
+         ORDER BY a.scheduled_at, a.id"
+    ))?;
+    let rows = stmt
+        .query_map(params![org, group], appointment_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn list_appointments(
+    conn: &Connection,
+    q: &AppointmentQuery,
+) -> Result<Vec<(Appointment, Patient)>, StoreError> {
+    if q.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let patient_id = match q.patient_id.as_deref().map(parse_id) {
+        Some(None) => return Ok(Vec::new()),
+        Some(Some(id)) => Some(id),
+        None => None,
+    };
+    let status = q.status.map(AppointmentStatus::as_str);
+    let (limit, offset) = limit_offset(q.limit, q.offset);
+    let mut sql = format!(
+        "SELECT {APPOINTMENT_COLS} FROM appointments a JOIN patients p ON p.id = a.patient_id \
+         WHERE a.org = ? AND a.deleted_at IS NULL"
+    );
+    let mut args: Vec<&dyn ToSql> = vec![&q.org];
+    let filters: [(&str, Option<&dyn ToSql>); 6] = [
+        (" AND a.grp = ?", q.group.as_ref().map(|v| v as &dyn ToSql)),
+        (
+            " AND a.status = ?",
+            status.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        (
+            " AND a.integration = ?",
+            q.integration.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        (
+            " AND a.patient_id = ?",
+            patient_id.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        (
+            " AND a.scheduled_at >= ?",
+            q.scheduled_from.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        (
+            " AND a.scheduled_at < ?",
+            q.scheduled_to.as_ref().map(|v| v as &dyn ToSql),
+        ),
+    ];
+    for (clause, value) in filters {
+        if let Some(value) = value {
+            sql.push_str(clause);
+            args.push(value);
+        }
+    }
+    sql.push_str(" ORDER BY a.scheduled_at, a.id LIMIT ? OFFSET ?");
+    args.push(&limit);
+    args.push(&offset);
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(args.as_slice(), appointment_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn delete_appointment(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+    at: Millis,
+) -> Result<(), StoreError> {
+    let Some(id) = parse_id(id) else {
+        return Err(StoreError::NotFound);
+    };
+    let changed = conn
+        .prepare_cached(
+            "UPDATE appointments SET deleted_at = ?3, updated_at = ?3 \
+             WHERE id = ?1 AND org = ?2 AND deleted_at IS NULL",
+        )?
+        .execute(params![id, org, at])?;
+    one_row_changed(changed)
+}
+
+// ---------------------------------------------------------------- groups
+
+fn group_exists(conn: &Connection, org: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM device_groups WHERE org = ?1 AND name = ?2")?
+        .query_row(params![org, name], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn create_group(
+    conn: &Connection,
+    org: &str,
+    name: &str,
+    at: Millis,
+) -> Result<DeviceGroup, StoreError> {
+    if group_exists(conn, org, name)? {
+        return Err(StoreError::Conflict(format!(
+            "device group {name:?} already exists"
+        )));
+    }
+    ensure_group(conn, org, name, at)?;
+    Ok(DeviceGroup {
+        org: org.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+pub(crate) fn list_groups(conn: &Connection, org: &str) -> Result<Vec<GroupInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.name, \
+           (SELECT COUNT(*) FROM devices d WHERE d.org = g.org AND d.grp = g.name), \
+           (SELECT COUNT(*) FROM appointments a INDEXED BY appointments_worklist \
+              WHERE a.org = g.org AND a.grp = g.name \
+                AND a.status = 'scheduled' AND a.deleted_at IS NULL) \
+         FROM device_groups g WHERE g.org = ?1 ORDER BY g.name",
+    )?;
+    let rows = stmt
+        .query_map([org], |row| {
+            Ok(GroupInfo {
+                name: row.get(0)?,
+                devices: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                open_appointments: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn rename_group(
+    conn: &Connection,
+    org: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreError> {
+    if !group_exists(conn, org, from)? {
+        return Err(StoreError::NotFound);
+    }
+    if from == to {
+        return Ok(());
+    }
+    if group_exists(conn, org, to)? {
+        return Err(StoreError::Conflict(format!(
+            "device group {to:?} already exists"
+        )));
+    }
+    // The devices follow through their foreign key (ON UPDATE CASCADE).
+    conn.prepare_cached("UPDATE device_groups SET name = ?3 WHERE org = ?1 AND name = ?2")?
+        .execute(params![org, from, to])?;
+    conn.prepare_cached(
+        "UPDATE appointments INDEXED BY appointments_group SET grp = ?3 \
+         WHERE org = ?1 AND grp = ?2",
+    )?
+    .execute(params![org, from, to])?;
+    Ok(())
+}
+
+pub(crate) fn delete_group(conn: &Connection, org: &str, name: &str) -> Result<(), StoreError> {
+    if !group_exists(conn, org, name)? {
+        return Err(StoreError::NotFound);
+    }
+    let devices: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM devices WHERE org = ?1 AND grp = ?2")?
+        .query_row(params![org, name], |row| row.get(0))?;
+    if devices > 0 {
+        return Err(StoreError::Conflict(format!(
+            "device group {name:?} still has {devices} device(s)"
+        )));
+    }
+    conn.prepare_cached("DELETE FROM device_groups WHERE org = ?1 AND name = ?2")?
+        .execute(params![org, name])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- devices
+
+fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: row.get::<_, i64>(0)?.to_string(),
+        org: row.get(1)?,
+        name: row.get(2)?,
+        group: row.get(3)?,
+        created_at: row.get(4)?,
+        last_seen_at: row.get(5)?,
+    })
+}
+
+fn token_in_use(conn: &Connection, table: &str, token_hash: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE token_hash = ?1"))?
+        .query_row([token_hash], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn token_conflict() -> StoreError {
+    StoreError::Conflict("token hash already in use".into())
+}
+
+pub(crate) fn create_device(
+    conn: &Connection,
+    org: &str,
+    name: &str,
+    group: &str,
+    token_hash: &str,
+    at: Millis,
+) -> Result<Device, StoreError> {
+    if token_in_use(conn, "devices", token_hash)? {
+        return Err(token_conflict());
+    }
+    ensure_group(conn, org, group, at)?;
+    conn.prepare_cached(
+        "INSERT INTO devices (org, name, grp, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![org, name, group, token_hash, at])?;
+    Ok(Device {
+        id: conn.last_insert_rowid().to_string(),
+        org: org.to_owned(),
+        name: name.to_owned(),
+        group: group.to_owned(),
+        last_seen_at: None,
+        created_at: at,
+    })
+}
+
+pub(crate) fn list_devices(conn: &Connection, org: &str) -> Result<Vec<Device>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DEVICE_COLS} FROM devices WHERE org = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map([org], device_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn get_device(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+) -> Result<Option<Device>, StoreError> {
+    let Some(id) = parse_id(id) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DEVICE_COLS} FROM devices WHERE id = ?1 AND org = ?2"
+        ))?
+        .query_row(params![id, org], device_from_row)
+        .optional()?)
+}
+
+pub(crate) fn device_by_token_hash(
+    conn: &Connection,
+    token_hash: &str,
+) -> Result<Option<Device>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?1"
+        ))?
+        .query_row([token_hash], device_from_row)
+        .optional()?)
+}
+
+/// The device's id if it exists in `org`.
+fn device_id_in(conn: &Connection, org: &str, id: &str) -> Result<i64, StoreError> {
+    let id = parse_id(id).ok_or(StoreError::NotFound)?;
+    conn.prepare_cached("SELECT id FROM devices WHERE id = ?1 AND org = ?2")?
+        .query_row(params![id, org], |row| row.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub(crate) fn rename_device(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    let id = device_id_in(conn, org, id)?;
+    conn.prepare_cached("UPDATE devices SET name = ?2 WHERE id = ?1")?
+        .execute(params![id, name])?;
+    Ok(())
+}
+
+pub(crate) fn move_device(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+    group: &str,
+    at: Millis,
+) -> Result<(), StoreError> {
+    let id = device_id_in(conn, org, id)?;
+    ensure_group(conn, org, group, at)?;
+    conn.prepare_cached("UPDATE devices SET grp = ?2 WHERE id = ?1")?
+        .execute(params![id, group])?;
+    Ok(())
+}
+
+pub(crate) fn delete_device(conn: &Connection, org: &str, id: &str) -> Result<(), StoreError> {
+    let id = device_id_in(conn, org, id)?;
+    conn.prepare_cached("DELETE FROM devices WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+pub(crate) fn rotate_device_token(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+    new_hash: &str,
+) -> Result<(), StoreError> {
+    let id = device_id_in(conn, org, id)?;
+    if token_in_use(conn, "devices", new_hash)? {
+        return Err(token_conflict());
+    }
+    conn.prepare_cached("UPDATE devices SET token_hash = ?2 WHERE id = ?1")?
+        .execute(params![id, new_hash])
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                token_conflict()
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(())
+}
+
+/// The last-seen time a device has, or `NotFound`. Read before deciding to write.
+pub(crate) fn device_last_seen(conn: &Connection, id: i64) -> Result<Option<Millis>, StoreError> {
+    conn.prepare_cached("SELECT last_seen_at FROM devices WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Sets `last_seen_at = at` unless it is already less than [`TOUCH_INTERVAL`]
+/// old (or newer). Returns whether it wrote.
+pub(crate) fn touch_device(conn: &Connection, id: i64, at: Millis) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE devices SET last_seen_at = ?2 \
+             WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - ?3)",
+        )?
+        .execute(params![id, at, TOUCH_INTERVAL])?;
+    Ok(changed > 0)
+}
+
+/// True when a stored `last` time is old enough for a new touch at `at`.
+pub(crate) fn touch_due(last: Option<Millis>, at: Millis) -> bool {
+    last.is_none_or(|last| last <= at.saturating_sub(TOUCH_INTERVAL))
+}
+
+// ---------------------------------------------------------------- API tokens
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.get::<_, i64>(0)?.to_string(),
+        org: row.get(1)?,
+        role: row.get(2)?,
+        name: row.get(3)?,
+        created_at: row.get(4)?,
+        last_used_at: row.get(5)?,
+    })
+}
+
+pub(crate) fn create_api_token(
+    conn: &Connection,
+    org: &str,
+    role: &str,
+    name: &str,
+    token_hash: &str,
+    at: Millis,
+) -> Result<ApiToken, StoreError> {
+    if token_in_use(conn, "api_tokens", token_hash)? {
+        return Err(token_conflict());
+    }
+    conn.prepare_cached(
+        "INSERT INTO api_tokens (org, role, name, token_hash, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![org, role, name, token_hash, at])?;
+    Ok(ApiToken {
+        id: conn.last_insert_rowid().to_string(),
+        org: org.to_owned(),
+        role: role.to_owned(),
+        name: name.to_owned(),
+        created_at: at,
+        last_used_at: None,
+    })
+}
+
+pub(crate) fn api_token_by_hash(
+    conn: &Connection,
+    token_hash: &str,
+) -> Result<Option<ApiToken>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = ?1"
+        ))?
+        .query_row([token_hash], token_from_row)
+        .optional()?)
+}
+
+pub(crate) fn list_api_tokens(conn: &Connection, org: &str) -> Result<Vec<ApiToken>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLS} FROM api_tokens WHERE org = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map([org], token_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn delete_api_token(conn: &Connection, org: &str, id: &str) -> Result<(), StoreError> {
+    let Some(id) = parse_id(id) else {
+        return Err(StoreError::NotFound);
+    };
+    let changed = conn
+        .prepare_cached("DELETE FROM api_tokens WHERE id = ?1 AND org = ?2")?
+        .execute(params![id, org])?;
+    one_row_changed(changed)
+}
+
+pub(crate) fn api_token_last_used(
+    conn: &Connection,
+    id: i64,
+) -> Result<Option<Millis>, StoreError> {
+    conn.prepare_cached("SELECT last_used_at FROM api_tokens WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub(crate) fn touch_api_token(conn: &Connection, id: i64, at: Millis) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE api_tokens SET last_used_at = ?2 \
+             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
+        )?
+        .execute(params![id, at, TOUCH_INTERVAL])?;
+    Ok(changed > 0)
+}
+
+// ---------------------------------------------------------------- measurements
+
+fn measurement_from_row(row: &Row<'_>) -> rusqlite::Result<(Measurement, Millis, Option<i64>)> {
+    let mut m: Measurement = json_col(row, 8)?;
+    m.id = row.get::<_, i64>(0)?.to_string();
+    m.org = row.get(1)?;
+    m.appointment_id = row.get::<_, i64>(2)?.to_string();
+    m.device_id = row.get::<_, Option<String>>(3)?.unwrap_or_default();
+    m.kind = row.get(4)?;
+    m.performed_at = row.get(5)?;
+    m.report_pdf = Vec::new();
+    Ok((m, row.get(6)?, row.get(7)?))
+}
+
+fn deliveries_meta(conn: &Connection, message_id: i64) -> Result<Vec<Delivery>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DELIVERY_META_COLS} FROM deliveries WHERE message_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map([message_id], |row| {
+            Ok(Delivery {
+                id: row.get(0)?,
+                message_id: row.get(1)?,
+                org: row.get(2)?,
+                destination: row.get(3)?,
+                state: parse_col::<DeliveryState>(row, 4)?,
+                attempts: row.get(5)?,
+                next_attempt_at: row.get(6)?,
+                created_at: row.get(7)?,
+                updated_at: row.get(8)?,
+                last_error: row.get(9)?,
+                response: row.get(10)?,
+                payload: row.get(11)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn stored_measurement(
+    conn: &Connection,
+    (measurement, created_at, message_id): (Measurement, Millis, Option<i64>),
+) -> Result<StoredMeasurement, StoreError> {
+    let deliveries = match message_id {
+        Some(id) => deliveries_meta(conn, id)?,
+        None => Vec::new(),
+    };
+    Ok(StoredMeasurement {
+        measurement,
+        created_at,
+        message_id,
+        deliveries,
+    })
+}
+
+pub(crate) fn record_measurement(
+    conn: &Connection,
+    m: &Measurement,
+    at: Millis,
+    outbound: Option<&OutboundMessage>,
+) -> Result<MeasurementIds, StoreError> {
+    // Every check first: a refusal must not have written anything.
+    let appointment_id = parse_id(&m.appointment_id).ok_or(StoreError::NotFound)?;
+    let open = conn
+        .prepare_cached(
+            "SELECT 1 FROM appointments WHERE id = ?1 AND org = ?2 AND deleted_at IS NULL",
+        )?
+        .query_row(params![appointment_id, m.org], |_| Ok(()))
+        .optional()?;
+    if open.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    if let Some(out) = outbound
+        && out.org != m.org
+    {
+        return Err(StoreError::Conflict(format!(
+            "outbound message of organisation {:?} for a measurement of {:?}",
+            out.org, m.org
+        )));
+    }
+
+    let (message_id, delivery_ids) = match outbound {
+        Some(out) => {
+            conn.prepare_cached(
+                "INSERT INTO messages (org, channel, direction, received_at, control_id, \
+                 message_type, status, raw) VALUES (?1, ?2, 'out', ?3, ?4, ?5, 'accepted', ?6)",
+            )?
+            .execute(params![
+                out.org,
+                out.channel,
+                out.created_at,
+                out.control_id,
+                out.message_type,
+                out.raw,
+            ])?;
+            let message_id = conn.last_insert_rowid();
+            let ids =
+                insert_deliveries(conn, message_id, &out.org, out.created_at, &out.deliveries)?;
+            (Some(message_id), ids)
+        }
+        None => (None, Vec::new()),
+    };
+
+    let mut doc = m.clone();
+    doc.id = String::new();
+    doc.report_pdf = Vec::new();
+    let pdf = (!m.report_pdf.is_empty()).then_some(m.report_pdf.as_slice());
+    conn.prepare_cached(
+        "INSERT INTO measurements (org, appointment_id, device_id, kind, performed_at, \
+         created_at, message_id, json, report_pdf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        m.org,
+        appointment_id,
+        non_empty(Some(m.device_id.as_str())),
+        m.kind,
+        m.performed_at,
+        at,
+        message_id,
+        to_json_text(&doc)?,
+        pdf,
+    ])?;
+    let measurement_id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "UPDATE appointments SET status = 'completed', updated_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![appointment_id, at])?;
+    Ok(MeasurementIds {
+        measurement_id: measurement_id.to_string(),
+        message_id,
+        delivery_ids,
+    })
+}
+
+pub(crate) fn get_measurement(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+) -> Result<Option<StoredMeasurement>, StoreError> {
+    let Some(id) = parse_id(id) else {
+        return Ok(None);
+    };
+    // One read transaction: the row and its deliveries from the same snapshot.
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let result = (|| {
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {MEASUREMENT_COLS}, report_pdf FROM measurements \
+                 WHERE id = ?1 AND org = ?2"
+            ))?
+            .query_row(params![id, org], |row| {
+                let parts = measurement_from_row(row)?;
+                let pdf: Option<Vec<u8>> = row.get(9)?;
+                Ok((parts, pdf))
+            })
+            .optional()?;
+        match row {
+            Some((parts, pdf)) => {
+                let mut stored = stored_measurement(conn, parts)?;
+                stored.measurement.report_pdf = pdf.unwrap_or_default();
+                Ok(Some(stored))
+            }
+            None => Ok(None),
+        }
+    })();
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    result
+}
+
+pub(crate) fn list_measurements(
+    conn: &Connection,
+    org: &str,
+    appointment_id: Option<&str>,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<StoredMeasurement>, StoreError> {
+    let appointment_id = match appointment_id.map(parse_id) {
+        Some(None) => return Ok(Vec::new()),
+        Some(Some(id)) => Some(id),
+        None => None,
+    };
+    let (limit, offset) = limit_offset(limit, offset);
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let result = (|| {
+        let rows: Vec<_> = match appointment_id {
+            Some(aid) => conn
+                .prepare_cached(&format!(
+                    "SELECT {MEASUREMENT_COLS} FROM measurements \
+                     WHERE org = ?1 AND appointment_id = ?2 ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                ))?
+                .query_map(params![org, aid, limit, offset], measurement_from_row)?
+                .collect::<Result<_, _>>()?,
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {MEASUREMENT_COLS} FROM measurements \
+                     WHERE org = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+                ))?
+                .query_map(params![org, limit, offset], measurement_from_row)?
+                .collect::<Result<_, _>>()?,
+        };
+        rows.into_iter()
+            .map(|parts| stored_measurement(conn, parts))
+            .collect::<Result<Vec<_>, _>>()
+    })();
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    result
+}
+
+pub(crate) fn measurement_pdf(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(id) = parse_id(id) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT report_pdf FROM measurements WHERE id = ?1 AND org = ?2")?
+        .query_row(params![id, org], |row| row.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten())
+}
+
+pub(crate) fn resend_measurement(
+    conn: &Connection,
+    org: &str,
+    id: &str,
+    at: Millis,
+) -> Result<Vec<i64>, StoreError> {
+    let id = parse_id(id).ok_or(StoreError::NotFound)?;
+    let message_id: i64 = conn
+        .prepare_cached("SELECT message_id FROM measurements WHERE id = ?1 AND org = ?2")?
+        .query_row(params![id, org], |row| row.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten()
+        .ok_or(StoreError::NotFound)?;
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM deliveries WHERE message_id = ?1 ORDER BY id")?
+        .query_map([message_id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    for &d in &ids {
+        super::sql::requeue_delivery(conn, d, at)?;
+    }
+    Ok(ids)
+}

@@ -1,0 +1,164 @@
+//! The HL7 presets: mappings shipped as data files (`crates/worklist/presets/*.toml`,
+//! embedded at build time).
+//!
+//! A preset file is a [`Mapping`] plus a `[preset]` table with a `description` and an
+//! optional `extends = "<preset>"`: the five EHR presets extend `hl7-mllp` and set
+//! their own ORU application names.
+//!
+//! ```
+//! use medrelay_worklist::presets;
+//! let p = presets::get("nextgen").unwrap();
+//! assert_eq!(p.mapping.oru.receiving_application.as_deref(), Some("NEXTGEN"));
+//! assert!(p.mapping.check().is_ok());
+//! assert!(presets::get("no-such-preset").is_none());
+//! ```
+
+use crate::mapping::{Mapping, MappingError};
+
+/// A ready-made mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub description: String,
+    /// The complete mapping (with whatever it extends already merged in).
+    pub mapping: Mapping,
+}
+
+const FILES: &[(&str, &str)] = &[
+    ("hl7-mllp", include_str!("../presets/hl7-mllp.toml")),
+    ("birpis", include_str!("../presets/birpis.toml")),
+    ("hipokrat", include_str!("../presets/hipokrat.toml")),
+    ("iris", include_str!("../presets/iris.toml")),
+    ("isoz", include_str!("../presets/isoz.toml")),
+    ("nextgen", include_str!("../presets/nextgen.toml")),
+];
+
+/// Names of every preset this crate ships.
+pub fn names() -> Vec<&'static str> {
+    FILES.iter().map(|(n, _)| *n).collect()
+}
+
+/// The preset's source file, as shipped.
+pub fn source(name: &str) -> Option<&'static str> {
+    FILES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Why a preset file could not be loaded (a packaging bug; the tests load them all).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresetError {
+    #[error("no preset named `{0}`")]
+    Unknown(String),
+    #[error("preset `{name}`: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("preset `{name}`: {source}")]
+    Mapping {
+        name: String,
+        #[source]
+        source: MappingError,
+    },
+}
+
+/// Loads a preset, reporting why it cannot be.
+pub fn load(name: &str) -> Result<Preset, PresetError> {
+    load_depth(name, 0)
+}
+
+fn load_depth(name: &str, depth: usize) -> Result<Preset, PresetError> {
+    let (static_name, text) = FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| PresetError::Unknown(name.to_string()))?;
+    let invalid = |reason: String| PresetError::Invalid {
+        name: name.to_string(),
+        reason,
+    };
+    if depth > FILES.len() {
+        return Err(invalid("`extends` forms a cycle".into()));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let meta = match table.remove("preset") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err(invalid("`preset` must be a table".into())),
+        None => toml::Table::new(),
+    };
+    let mut description = String::new();
+    let mut base = None;
+    for (k, v) in &meta {
+        let text = v
+            .as_str()
+            .ok_or_else(|| invalid(format!("preset.{k} must be a string")))?;
+        match k.as_str() {
+            "description" => description = text.to_string(),
+            "extends" => base = Some(text.to_string()),
+            other => return Err(invalid(format!("unknown key preset.{other}"))),
+        }
+    }
+    let own = Mapping::from_table(&table).map_err(|source| PresetError::Mapping {
+        name: name.to_string(),
+        source,
+    })?;
+    let mapping = match base {
+        Some(b) => {
+            let mut m = load_depth(&b, depth + 1)?.mapping;
+            m.merge(&own);
+            m
+        }
+        None => own,
+    };
+    Ok(Preset {
+        name: static_name,
+        description,
+        mapping,
+    })
+}
+
+/// The preset with this name, or `None` if there is none.
+pub fn get(name: &str) -> Option<Preset> {
+    load(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_presets_load_and_check() {
+        assert_eq!(
+            names(),
+            ["hl7-mllp", "birpis", "hipokrat", "iris", "isoz", "nextgen"]
+        );
+        for name in names() {
+            let p = load(name).unwrap();
+            assert_eq!(p.name, name);
+            assert!(!p.description.is_empty(), "{name}");
+            if let Err(errors) = p.mapping.check() {
+                panic!("{name}: {errors:#?}");
+            }
+            // Every canonical field is mapped by every preset.
+            for (key, _, src) in p.mapping.entries() {
+                let src = src.unwrap_or_else(|| panic!("{name}: {key} not mapped"));
+                assert!(!src.paths.is_empty(), "{name}: {key} switched off");
+            }
+            assert_eq!(
+                p.mapping.oru.sending_application.as_deref(),
+                Some("MEDRELAY")
+            );
+        }
+        for (name, app) in [
+            ("birpis", "BIRPIS"),
+            ("hipokrat", "HIPOKRAT"),
+            ("iris", "IRIS"),
+            ("isoz", "ISOZ"),
+            ("nextgen", "NEXTGEN"),
+        ] {
+            let m = get(name).unwrap().mapping;
+            assert_eq!(m.oru.receiving_application.as_deref(), Some(app));
+            // The vendor presets share the generic field mapping.
+            let generic = get("hl7-mllp").unwrap().mapping;
+            assert_eq!(m.entries(), generic.entries());
+            assert_eq!(m.tables, generic.tables);
+        }
+        assert_eq!(load("x"), Err(PresetError::Unknown("x".into())));
+        assert!(source("iris").unwrap().contains("extends"));
+    }
+}
