@@ -169,15 +169,15 @@ impl Channel {
         let worklist = match (&self.worklist, passes) {
             (Some(stage), true) => match self.worklist_actions(stage, &msg).await {
                 Ok(actions) => actions,
-                Err((detail, text)) => {
+                Err(refusal) => {
                     let ack = self
                         .ack_for(&msg, received_at)
-                        .code(AckCode::AE)
-                        .error(detail)
+                        .code(refusal.code)
+                        .error(refusal.detail)
                         .build();
                     drop(msg);
                     let rec = self.record(header, raw, received_at, peer, MessageStatus::Rejected);
-                    return self.store_nack(rec, text, ack, AckCode::AE).await;
+                    return self.store_nack(rec, refusal.text, ack, refusal.code).await;
                 }
             },
             _ => Vec::new(),
@@ -412,10 +412,18 @@ impl Channel {
         &self,
         stage: &WorklistStage,
         msg: &Message<'_>,
-    ) -> Result<Vec<WorklistAction>, (ErrorDetail, String)> {
-        let actions = stage
-            .map(msg)
-            .map_err(|e| (ErrorDetail::from(&e), e.to_string()))?;
+    ) -> Result<Vec<WorklistAction>, Refusal> {
+        let actions = stage.map(msg).map_err(|e| Refusal {
+            // An unsupported message type is rejected (AR); bad content is an
+            // application error (AE).
+            code: if e.is_reject() {
+                AckCode::AR
+            } else {
+                AckCode::AE
+            },
+            detail: ErrorDetail::from(&e),
+            text: e.to_string(),
+        })?;
         for action in &actions {
             let key = match action {
                 WorklistAction::UpdateAppointment { key, .. }
@@ -432,11 +440,19 @@ impl Channel {
                     );
                     let detail = ErrorDetail::new(ErrorCode::UnknownKeyIdentifier, &text)
                         .at(ErrorLocation::segment("ORC", 1).with_field(2));
-                    return Err((detail, text));
+                    return Err(Refusal {
+                        code: AckCode::AE,
+                        detail,
+                        text,
+                    });
                 }
                 Err(e) => {
                     let text = format!("looking up the order failed: {e}");
-                    return Err((internal_error(&text), text));
+                    return Err(Refusal {
+                        code: AckCode::AE,
+                        detail: internal_error(&text),
+                        text,
+                    });
                 }
             }
         }
@@ -483,6 +499,13 @@ impl Channel {
 /// An ERR entry for something that went wrong on our side (HL7 table 0357: 207).
 fn internal_error(text: &str) -> ErrorDetail {
     ErrorDetail::new(ErrorCode::ApplicationInternalError, text)
+}
+
+/// Why the worklist stage refused a message, and how to answer.
+struct Refusal {
+    code: AckCode,
+    detail: ErrorDetail,
+    text: String,
 }
 
 struct NegativeAcks {

@@ -39,6 +39,7 @@ impl Server {
                 r#"[server]
 data_dir = {data:?}
 http = "{http_addr}"
+max_request_bytes = 262144
 
 [[integration]]
 name = "ehr"
@@ -127,8 +128,14 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
     }
 
     fn admin_token(&self) -> String {
+        self.admin_token_in("default")
+    }
+
+    fn admin_token_in(&self, org: &str) -> String {
         let out = Command::new(BIN)
-            .args(["token", "create", "--role", "admin", "--config"])
+            .args([
+                "token", "create", "--role", "admin", "--org", org, "--config",
+            ])
             .arg(&self.cfg)
             .output()
             .unwrap();
@@ -159,9 +166,13 @@ fn last_value(stdout: &[u8]) -> String {
 }
 
 fn device_add(cfg: &Path, name: &str, group: &str) -> String {
+    device_add_in(cfg, name, group, "default")
+}
+
+fn device_add_in(cfg: &Path, name: &str, group: &str, org: &str) -> String {
     let out = Command::new(BIN)
         .args([
-            "device", "add", "--name", name, "--group", group, "--config",
+            "device", "add", "--name", name, "--group", group, "--org", org, "--config",
         ])
         .arg(cfg)
         .output()
@@ -660,5 +671,139 @@ async fn results_queue_through_outages_rejections_and_resends() {
     .await
     .unwrap();
     assert_eq!(status, 400);
+    ehr.stop().await;
+}
+
+/// Another organisation's tokens see and change nothing of this one; bodies
+/// over the limit get 413; message types the preset does not take get AR.
+#[tokio::test]
+async fn organisations_are_isolated_and_limits_hold() {
+    let ehr = TestEhr::start(EhrMode::Accept).await;
+    let (server, token, _) = Server::start("hl7-mllp", ehr.addr).await;
+    let admin = server.admin_token();
+    let other_admin = server.admin_token_in("clinic-b");
+    // Same group name, other organisation.
+    let other_device = device_add_in(&server.cfg, "tablet-b", "cardiology", "clinic-b");
+
+    assert!(
+        server
+            .send(&full_orm("O1", "ORD-O", "NW"))
+            .await
+            .contains("MSA|AA|O1")
+    );
+    let id = server.worklist(&token).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = server
+        .post(
+            "/api/v1/measurements",
+            &token,
+            &measurement(&id, &sample_pdf()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mid = body["id"].as_str().unwrap().to_string();
+    let (_, devices) = server.get("/api/v1/devices", &admin).await;
+    let device_a = devices["devices"][0]["id"].as_str().unwrap().to_string();
+
+    assert!(server.worklist(&other_device).await.is_empty());
+    let (status, body) = server
+        .post(
+            "/api/v1/measurements",
+            &other_device,
+            &measurement(&id, &sample_pdf()),
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "another organisation's appointment is unknown: {body}"
+    );
+    let (_, list) = server.get("/api/v1/appointments", &other_admin).await;
+    assert_eq!(list["appointments"], json!([]));
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/appointments/{id}"), &other_admin)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/measurements/{mid}"), &other_admin)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/measurements/{mid}"), &other_device)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .post(
+                &format!("/api/v1/measurements/{mid}/resend"),
+                &other_admin,
+                &json!({})
+            )
+            .await
+            .0,
+        404
+    );
+    let (_, their_devices) = server.get("/api/v1/devices", &other_admin).await;
+    assert!(
+        their_devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["id"] != device_a)
+    );
+    let auth = format!("Bearer {other_admin}");
+    for (method, path) in [
+        ("DELETE", format!("/api/v1/appointments/{id}")),
+        ("DELETE", format!("/api/v1/devices/{device_a}")),
+        ("POST", format!("/api/v1/devices/{device_a}/token")),
+    ] {
+        let (status, _) = http(
+            server.http,
+            method,
+            &path,
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 404, "{method} {path}");
+    }
+    let (_, messages) = server.get("/api/v1/messages", &other_admin).await;
+    assert_eq!(messages["messages"], json!([]));
+    // Still there for its own organisation.
+    assert_eq!(
+        server.worklist(&token).await.len(),
+        0,
+        "completed by the measurement"
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/appointments/{id}"), &admin)
+            .await
+            .0,
+        200
+    );
+
+    // 413 over the body limit (256 KiB in this configuration).
+    let big = vec![b'%'; 400 * 1024];
+    let (status, body) = server
+        .post("/api/v1/measurements", &token, &measurement(&id, &big))
+        .await;
+    assert_eq!(status, 413, "{body}");
+
+    // A message type the preset does not handle: AR naming it.
+    let mdm = "MSH|^~\\&|HIS|HOSPITAL_A|MEDRELAY|CARDIO|20250315120000||MDM^T02|X1|P|2.5\rEVN|T02|20250315120000\rPID|1||1^^^HIS||DOE^JOHN\rPV1|1|O\rTXA|1|CN|TX\r";
+    let ack = server.send(mdm.as_bytes()).await;
+    assert!(ack.contains("MSA|AR|X1"), "{ack}");
     ehr.stop().await;
 }
