@@ -73,7 +73,8 @@ pub struct InboundConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundConfig {
-    /// HL7 presets: the EHR's MLLP listener for ORU^R01 results.
+    /// HL7 presets: the EHR's MLLP listener for ORU^R01 results. Absent: results
+    /// are stored and visible through the API, but not sent.
     #[serde(default)]
     pub mllp: Option<String>,
     #[serde(default)]
@@ -174,12 +175,8 @@ impl IntegrationConfig {
                 self.preset
             ));
         }
-        if self.outbound.mllp.is_none() {
-            out.push(format!(
-                "{at}: preset {:?} sends results over MLLP: set outbound.mllp = \"HOST:PORT\"",
-                self.preset
-            ));
-        }
+        // Without an outbound side, results stay in medrelay (status `stored`):
+        // the embedded default works that way until an EHR is configured.
         if let Err(e) = crate::worklist_stage::WorklistStage::new(self) {
             out.push(format!("{at}: {e}"));
         }

@@ -26,6 +26,30 @@ pub enum BenchCommand {
         #[arg(long)]
         pid: Option<u32>,
     },
+    /// Results out: posts a measurement (with a PDF) for each open appointment of
+    /// the device's worklist, then waits until every ORU^R01 was ACKed by the EHR.
+    Results {
+        /// medrelay's HTTP address, e.g. 127.0.0.1:8080.
+        http: String,
+        /// A device token (`medrelay device add`).
+        #[arg(long)]
+        token: String,
+        /// Measurements to post (at most the open appointments).
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 8)]
+        conns: usize,
+        /// Size of the PDF report in KiB.
+        #[arg(long, default_value_t = 50)]
+        pdf_kib: usize,
+    },
+    /// A stand-in EHR: an MLLP listener that answers every message with AA and
+    /// prints how many it got. Runs until Ctrl-C.
+    Sink {
+        /// Where to listen, e.g. 127.0.0.1:6661.
+        addr: std::net::SocketAddr,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -36,6 +60,14 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             msgs,
             pid,
         } => mllp_load(addr, conns.max(1), msgs, pid).await,
+        BenchCommand::Results {
+            http,
+            token,
+            count,
+            conns,
+            pdf_kib,
+        } => results_load(&http, &token, count, conns.max(1), pdf_kib).await,
+        BenchCommand::Sink { addr } => sink(addr).await,
     }
 }
 
@@ -160,11 +192,213 @@ pub fn orm_o01(control_id: &str, n: u64) -> Vec<u8> {
         "MSH|^~\\&|HIS|HOSPITAL_A|MEDRELAY|CARDIOLOGY|20250315120000||ORM^O01^ORM_O01|{control_id}|P|2.5|||AL|NE||8859/1\r\
 PID|1||{mrn}^^^HIS^MR~{ssn}^^^SSA^SS||GARCIA^PEDRO^MARIA^JR^DR||19751022|M||2106-3^White^HL70005|C/ MAYOR 1^PISO 2^MADRID^MD^28001^ES^H||+34911234567^PRN^PH^^^^^^^^^pedro.garcia@example.org|+34917654321^WPN^PH||M||ACC{n}|||N\r\
 PV1|1|O|CARDIO^101^A^HOSPITAL_A||||12345^LOPEZ^ANA^^^DR|67890^RUIZ^JUAN^^^DR||CAR||||1|||12345^LOPEZ^ANA^^^DR|OP|VN{n}^^^HIS^VN|||||||||||||||||||||||||20250315114500\r\
-ORC|NW|ORD{n}|FIL{n}|GRP{n}|SC||1^^^20250315120000^^R||20250315120000|7777^CLERK^ANNA|||12345^LOPEZ^ANA^^^DR|CARDIO^101|+34911112222|20250315120000||HOSPITAL_A\r\
-OBR|1|ORD{n}|FIL{n}|ECG12^12-lead ECG^L|R|20250315120000|20250315120000||||||||ECG&Electrocardiogram|12345^LOPEZ^ANA^^^DR|+34911112222|||||||CARDIO|SC||1^^^20250315120000^^R|||||||||20250315120000||||||||ECG12^12-lead ECG^L\r\
+ORC|NW|P{control_id}|F{control_id}|GRP{n}|SC||1^^^20250315120000^^R||20250315120000|7777^CLERK^ANNA||12345^LOPEZ^ANA^^^DR|CARDIO^101|+34911112222|20250315120000||HOSPITAL_A\r\
+OBR|1|P{control_id}|F{control_id}|ECG12^12-lead ECG^L|R|20250315120000|20250315120000||||||||ECG&Electrocardiogram|12345^LOPEZ^ANA^^^DR|+34911112222|||||||CARDIO|SC||1^^^20250315120000^^R|||||||||20250315120000||||||||ECG12^12-lead ECG^L\r\
 NTE|1||Patient has a pacemaker; please note on the report.\r",
         mrn = 1_000_000 + n,
         ssn = 500_000_000 + n,
     )
     .into_bytes()
+}
+
+fn percentile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+async fn results_load(
+    http: &str,
+    token: &str,
+    count: usize,
+    conns: usize,
+    pdf_kib: usize,
+) -> Result<ExitCode> {
+    use base64::Engine as _;
+    let base = format!("http://{http}");
+    let client = reqwest::Client::new();
+    let worklist: serde_json::Value = client
+        .get(format!("{base}/api/v1/worklist"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ids: Vec<String> = worklist["appointments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["id"].as_str().map(str::to_string))
+                .take(count)
+                .collect()
+        })
+        .unwrap_or_default();
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "the device's worklist is empty: send orders first (medrelay bench mllp)"
+    );
+    let pdf = padded_pdf(pdf_kib * 1024);
+    let pdf_b64 = base64::engine::general_purpose::STANDARD.encode(&pdf);
+    let queue = Arc::new(std::sync::Mutex::new(ids.clone()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, base, token, queue, pdf_b64) = (
+            client.clone(),
+            base.clone(),
+            token.to_string(),
+            queue.clone(),
+            pdf_b64.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).ok();
+            let mut posted = Vec::new();
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(id) = next else { break };
+                let body = serde_json::json!({
+                    "appointment_id": id, "type": "ECG", "performed_at": "2025-03-15T12:40:00Z",
+                    "observations": [{"code": "8867-4", "system": "LN", "display": "Heart rate", "value": 72, "unit": "/min"}],
+                    "report_pdf": pdf_b64,
+                });
+                let t = Instant::now();
+                let resp = client
+                    .post(format!("{base}/api/v1/measurements"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                if let Some(h) = hist.as_mut() {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+                if let Ok(r) = resp
+                    && r.status().as_u16() == 201
+                    && let Ok(v) = r.json::<serde_json::Value>().await
+                    && let Some(mid) = v["id"].as_str()
+                {
+                    posted.push(mid.to_string());
+                }
+            }
+            (hist, posted)
+        }));
+    }
+    let mut latency = Histogram::<u64>::new(3)?;
+    let mut posted = Vec::new();
+    for t in tasks {
+        let (h, p) = t.await?;
+        if let Some(h) = h {
+            latency.add(&h)?;
+        }
+        posted.extend(p);
+    }
+    let post_secs = started.elapsed().as_secs_f64();
+    // The results queue delivers in order, so once every measurement reports
+    // "sent" the EHR has ACKed them all; poll until then.
+    let mut pending = posted.clone();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !pending.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for mid in pending {
+            let v: serde_json::Value = client
+                .get(format!("{base}/api/v1/measurements/{mid}"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if v["status"] != "sent" {
+                still.push(mid);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let total_secs = started.elapsed().as_secs_f64();
+    println!(
+        "medrelay bench results: {} measurements with a {} KiB PDF over {conns} clients",
+        posted.len(),
+        pdf_kib
+    );
+    println!(
+        "posted (201, committed with their queued ORU): {:.0}/s; POST latency p50 {:.2} ms, p99 {:.2} ms",
+        posted.len() as f64 / post_secs,
+        percentile_ms(&latency, 0.5),
+        percentile_ms(&latency, 0.99)
+    );
+    println!(
+        "end to end (POST → ORU^R01 ACKed by the EHR): {:.0}/s, all done after {:.2}s; not delivered: {}",
+        posted.len() as f64 / total_secs,
+        total_secs,
+        pending.len()
+    );
+    Ok(if pending.is_empty() && posted.len() == ids.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A valid one-page PDF padded with a comment to about `size` bytes.
+fn padded_pdf(size: usize) -> Vec<u8> {
+    let mut pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n".to_vec();
+    while pdf.len() + 80 < size {
+        pdf.extend_from_slice(
+            b"% padding padding padding padding padding padding padding padding padding\n",
+        );
+    }
+    pdf.extend_from_slice(b"trailer\n<< /Root 1 0 R >>\n%%EOF\n");
+    pdf
+}
+
+struct AcceptAll {
+    count: AtomicU64,
+}
+
+impl mllp::Handler for AcceptAll {
+    async fn on_frame(&self, _peer: &mllp::Peer, payload: bytes::Bytes) -> Option<bytes::Bytes> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ack = match hl7v2::Message::parse(&payload) {
+            Ok(m) => hl7v2::ack::AckBuilder::for_message(&m),
+            Err(_) => hl7v2::ack::AckBuilder::for_raw(&payload),
+        };
+        Some(ack.timestamp("20250101000000").build().into())
+    }
+
+    async fn on_oversized(
+        &self,
+        _: &mllp::Peer,
+        _: bytes::Bytes,
+        _: usize,
+        _: usize,
+    ) -> Option<bytes::Bytes> {
+        None
+    }
+}
+
+async fn sink(addr: std::net::SocketAddr) -> Result<ExitCode> {
+    let listener = mllp::Listener::bind(mllp::ListenerConfig::new(addr)).await?;
+    println!("bench sink: answering AA on {}", listener.local_addr());
+    let handler = Arc::new(AcceptAll {
+        count: AtomicU64::new(0),
+    });
+    let shutdown = mllp::CancellationToken::new();
+    let server =
+        tokio::spawn(listener.run(handler.clone(), shutdown.clone(), Duration::from_secs(1)));
+    let mut last = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let n = handler.count.load(Ordering::Relaxed);
+                if n != last {
+                    println!("received {n}");
+                    last = n;
+                }
+            }
+        }
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use medrelay_engine::IntegrationConfig;
-use medrelay_engine::config::{ChannelConfig, SourceConfig};
+use medrelay_engine::config::ChannelConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
@@ -102,16 +102,19 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The configuration used when `serve` gets no `--config`: one HL7 channel,
-    /// `default`, on 127.0.0.1:2575.
-    pub fn embedded_default() -> Config {
-        let mllp = SocketAddr::from(([127, 0, 0, 1], 2575));
-        let channel = ChannelConfig::new("default", SourceConfig::mllp(mllp));
-        Config {
+    /// The configuration used when `serve` gets no `--config`: an HL7
+    /// integration, `default`, listening on 127.0.0.1:2575 and feeding the
+    /// worklist of the device group `default`; results are kept, not sent.
+    pub fn embedded_default() -> Result<Config> {
+        let integration: IntegrationConfig = toml::from_str(
+            "name = \"default\"\npreset = \"hl7-mllp\"\ngroup = \"default\"\ninbound = { mllp = \"127.0.0.1:2575\" }\n",
+        )
+        .context("the embedded default configuration")?;
+        Ok(Config {
             server: ServerConfig::default(),
-            channels: vec![channel],
-            integrations: Vec::new(),
-        }
+            channels: Vec::new(),
+            integrations: vec![integration],
+        })
     }
 
     /// Everything `check` reports beyond what deserializing already caught.
@@ -275,10 +278,19 @@ mod tests {
     }
 
     #[test]
-    fn embedded_default_has_one_channel() {
-        let cfg = Config::embedded_default();
-        assert_eq!(cfg.channels.len(), 1);
-        assert_eq!(cfg.channels[0].source.mllp.to_string(), "127.0.0.1:2575");
-        assert!(cfg.problems().is_empty());
+    fn embedded_default_is_an_hl7_integration_on_2575() {
+        let cfg = Config::embedded_default().unwrap();
+        assert!(cfg.channels.is_empty());
+        assert_eq!(cfg.integrations.len(), 1);
+        let i = &cfg.integrations[0];
+        assert_eq!(
+            (i.name.as_str(), i.preset.as_str(), i.group.as_str()),
+            ("default", "hl7-mllp", "default")
+        );
+        assert_eq!(
+            i.inbound.mllp.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:2575")
+        );
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
     }
 }

@@ -104,10 +104,10 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let problems = cfg.problems();
     if problems.is_empty() {
         println!(
-            "{}: OK ({} channel{})",
+            "{}: OK ({} integration(s), {} channel(s))",
             path.display(),
+            cfg.integrations.len(),
             cfg.channels.len(),
-            if cfg.channels.len() == 1 { "" } else { "s" }
         );
         Ok(ExitCode::SUCCESS)
     } else {

@@ -25,7 +25,7 @@ pub async fn run(
     let started = Instant::now();
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
-        None => Config::embedded_default(),
+        None => Config::embedded_default()?,
     };
     if let Some(dir) = data_dir {
         cfg.server.data_dir = dir;
