@@ -525,6 +525,77 @@ async fn order_lifecycle_and_admin_operations() {
     assert_eq!(status, 204);
     assert!(server.worklist(&token).await.is_empty());
 
+    // Devices and groups: register, move, rotate the token, rename and delete groups.
+    let (status, created) = server
+        .post(
+            "/api/v1/devices",
+            &admin,
+            &json!({"name": "tablet-3", "group": "echo"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let dev_id = created["id"].as_str().unwrap().to_string();
+    let old_token = created["token"].as_str().unwrap().to_string();
+    assert_eq!(server.get("/api/v1/worklist", &old_token).await.0, 200);
+    let (status, rotated) = server
+        .post(
+            &format!("/api/v1/devices/{dev_id}/token"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let new_token = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        server.get("/api/v1/worklist", &old_token).await.0,
+        401,
+        "the old token stops working"
+    );
+    assert_eq!(server.get("/api/v1/worklist", &new_token).await.0, 200);
+    let patch = serde_json::to_vec(&json!({"group": "cardiology", "name": "tablet-3b"})).unwrap();
+    let (status, body) = http(
+        server.http,
+        "PATCH",
+        &format!("/api/v1/devices/{dev_id}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&patch),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (_, groups) = server.get("/api/v1/groups", &admin).await;
+    let cardio = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "cardiology")
+        .unwrap()
+        .clone();
+    assert_eq!(cardio["devices"], 2);
+    let (status, _) = http(
+        server.http,
+        "DELETE",
+        "/api/v1/groups/cardiology",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 409, "a group with devices cannot be deleted");
+    let (status, _) = http(
+        server.http,
+        "DELETE",
+        "/api/v1/groups/echo",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 204, "the emptied group can");
+
     // Messages are browsable with their fields and ACK.
     let (status, body) = server.get("/api/v1/messages?control_id=M4", &admin).await;
     assert_eq!(status, 200);
