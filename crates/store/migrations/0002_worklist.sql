@@ -129,13 +129,16 @@ CREATE INDEX appointments_placer ON appointments (org, integration, placer_order
     WHERE placer_order IS NOT NULL;
 CREATE INDEX appointments_filler ON appointments (org, integration, filler_order)
     WHERE filler_order IS NOT NULL;
--- A device's worklist: only open rows, already in display order. Must match the
--- WHERE of the worklist query textually.
-CREATE INDEX appointments_worklist ON appointments (org, grp, scheduled_at, id)
-    WHERE status = 'scheduled' AND deleted_at IS NULL;
--- Admin lists (by time, by group, by patient) and group renames.
+-- A device's worklist: the equality prefix (org, grp, status = 'scheduled',
+-- deleted_at IS NULL) holds only open rows, already in display order; the same
+-- index counts a group's open appointments without reading rows, serves
+-- group-and-status lists, and finds every row of a group for a rename (its
+-- (org, grp) prefix). One index instead of a partial worklist index plus an
+-- (org, grp, scheduled_at, id) one: every index costs each order's insert.
+CREATE INDEX appointments_worklist ON appointments
+    (org, grp, status, deleted_at, scheduled_at, id);
+-- Admin lists (by time, by patient).
 CREATE INDEX appointments_org_time ON appointments (org, scheduled_at, id);
-CREATE INDEX appointments_group ON appointments (org, grp, scheduled_at, id);
 CREATE INDEX appointments_patient ON appointments (org, patient_id);
 
 -- 6. Measurements. The PDF is the last column, so lists never read it.

@@ -1446,8 +1446,8 @@ fn worklist_query_plans_use_the_indexes() {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    // The store names the partial index (without statistics the planner rates
-    // it equal to appointments_group); INDEXED BY fails if it cannot be used.
+    // The store names the index (without statistics the planner may rate
+    // appointments_org_time equal to it); INDEXED BY fails if it cannot be used.
     let worklist = plan(
         "SELECT a.id FROM appointments a INDEXED BY appointments_worklist \
          JOIN patients p ON p.id = a.patient_id \
@@ -1456,6 +1456,44 @@ fn worklist_query_plans_use_the_indexes() {
     );
     assert!(worklist.contains("appointments_worklist"), "{worklist}");
     assert!(!worklist.contains("TEMP B-TREE"), "{worklist}");
+    // Open appointments per group are counted from the index alone.
+    let open_count = plan(
+        "SELECT COUNT(*) FROM appointments a INDEXED BY appointments_worklist \
+         WHERE a.org = 'o' AND a.grp = 'g' AND a.status = 'scheduled' AND a.deleted_at IS NULL",
+    );
+    assert!(
+        open_count.contains("COVERING INDEX appointments_worklist"),
+        "{open_count}"
+    );
+    // A group rename finds every row of the group (any status) by its prefix.
+    let rename = plan(
+        "UPDATE appointments INDEXED BY appointments_worklist SET grp = 'h' \
+         WHERE org = 'o' AND grp = 'g'",
+    );
+    assert!(
+        rename.contains("appointments_worklist (org=? AND grp=?)"),
+        "{rename}"
+    );
+    // Appointments have exactly the indexes the queries use (each one costs
+    // every order's insert).
+    let mut indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'appointments' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "appointments_filler",
+            "appointments_org_time",
+            "appointments_patient",
+            "appointments_placer",
+            "appointments_worklist"
+        ]
+    );
     let outbound = plan(
         "SELECT id FROM messages WHERE org = 'o' AND direction = 'out' ORDER BY id DESC LIMIT 5",
     );

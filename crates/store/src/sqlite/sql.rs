@@ -74,9 +74,12 @@ pub(crate) fn one_row_changed(changed: usize) -> Result<(), StoreError> {
 
 // ---------------------------------------------------------------- writes
 
+/// `prepared` is [`prepare_actions`](super::worklist::prepare_actions) of
+/// `rec.worklist`, computed before the op was queued.
 pub(crate) fn record_inbound(
     conn: &Connection,
     rec: &InboundRecord,
+    prepared: &[super::worklist::PreparedAction],
 ) -> Result<InboundOutcome, StoreError> {
     if let (Some(window), Some(control_id)) = (rec.dedup_window, rec.control_id.as_deref()) {
         // `IS` so that a missing MSH-3/MSH-4 matches another missing one. The
@@ -137,7 +140,14 @@ pub(crate) fn record_inbound(
     let worklist = if rec.worklist.is_empty() {
         Vec::new()
     } else {
-        super::worklist::apply_actions(conn, &rec.org, message_id, rec.received_at, &rec.worklist)?
+        super::worklist::apply_actions(
+            conn,
+            &rec.org,
+            message_id,
+            rec.received_at,
+            &rec.worklist,
+            prepared,
+        )?
     };
     Ok(InboundOutcome::Stored {
         message_id,

@@ -8,12 +8,11 @@
 //! are global, but an id of another organisation finds nothing.
 
 use medrelay_worklist::{
-    Appointment, AppointmentStatus, Device, DeviceGroup, Identifier, Measurement, Order, OrderKey,
-    Patient, Visit, WorklistAction,
+    Address, Appointment, AppointmentStatus, Coded, Device, DeviceGroup, Identifier, Measurement,
+    Order, OrderKey, Patient, Provider, Visit, WorklistAction,
 };
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
-use serde_json::{Map, Value};
 
 use super::sql::{insert_deliveries, one_row_changed, parse_col};
 use crate::domain::{
@@ -82,37 +81,132 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Shallow merge: every key of `new` that carries a value (not null, not an
-/// empty string or list) overwrites the same key of `old`.
-fn merge_object(old: &mut Value, new: Value) {
-    let Value::Object(new) = new else { return };
-    if !old.is_object() {
-        *old = Value::Object(Map::new());
+/// A value that counts as present in new data, so that it overwrites the stored
+/// one. The rule is the shallow JSON merge the worklist always had: a field
+/// overwrites unless it would be serialized as nothing, null, `""`, `[]` or
+/// `{}` (`tests::typed_merge_matches_the_json_merge` holds the two together).
+trait Present {
+    fn present(&self) -> bool;
+}
+
+impl Present for String {
+    fn present(&self) -> bool {
+        !self.is_empty()
     }
-    if let Value::Object(old) = old {
-        for (key, value) in new {
-            let empty = match &value {
-                Value::Null => true,
-                Value::String(s) => s.is_empty(),
-                Value::Array(a) => a.is_empty(),
-                Value::Object(o) => o.is_empty(),
-                _ => false,
-            };
-            if !empty {
-                old.insert(key, value);
-            }
+}
+
+/// Always serialized with its `code` / `value`, so never `{}`.
+impl Present for Coded {
+    fn present(&self) -> bool {
+        true
+    }
+}
+
+impl Present for Identifier {
+    fn present(&self) -> bool {
+        true
+    }
+}
+
+/// Every field is skipped when absent: the default serializes as `{}`.
+impl Present for Provider {
+    fn present(&self) -> bool {
+        *self != Provider::default()
+    }
+}
+
+impl Present for Address {
+    fn present(&self) -> bool {
+        *self != Address::default()
+    }
+}
+
+/// `new` overwrites `old` when it is present (see [`Present`]).
+trait MergeFrom {
+    fn merge_from(&mut self, new: &Self);
+}
+
+impl<T: Present + Clone> MergeFrom for Option<T> {
+    fn merge_from(&mut self, new: &Self) {
+        if let Some(v) = new
+            && v.present()
+        {
+            *self = Some(v.clone());
         }
     }
 }
 
-/// `new` merged into `old`, field by field (see [`merge_object`]).
-fn merged<T>(old: &T, new: &T) -> Result<T, StoreError>
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-{
-    let mut base = serde_json::to_value(old).map_err(json_error)?;
-    merge_object(&mut base, serde_json::to_value(new).map_err(json_error)?);
-    serde_json::from_value(base).map_err(json_error)
+impl MergeFrom for Vec<String> {
+    fn merge_from(&mut self, new: &Self) {
+        if !new.is_empty() {
+            self.clone_from(new);
+        }
+    }
+}
+
+/// Field-by-field merge of a model struct. The destructuring lists every field
+/// (no `..`), so a field added to the model fails to compile here until it is
+/// given a merge rule.
+macro_rules! merge_fields {
+    ($old:expr, $new:expr, $ty:ident { $($field:ident),* $(,)? }) => {{
+        let $ty { $($field),* } = $new;
+        $( $old.$field.merge_from($field); )*
+    }};
+}
+
+/// `new` merged into `old`: present fields overwrite (see [`Present`]).
+fn merge_order(old: &Order, new: &Order) -> Order {
+    let mut out = old.clone();
+    merge_fields!(
+        out,
+        new,
+        Order {
+            request_date,
+            control,
+            placer_order,
+            filler_order,
+            group_number,
+            status,
+            response_flag,
+            timing,
+            transaction_at,
+            entered_by,
+            verified_by,
+            ordering_provider,
+            callback_phone,
+            effective_at,
+            procedure,
+            priority,
+            requested_at,
+            observation_at,
+            obr_ordering_provider,
+            diagnostic_section,
+            timing_block,
+            technician,
+            scheduled_at,
+            procedure_code,
+        }
+    );
+    out
+}
+
+fn merge_visit(old: &Visit, new: &Visit) -> Visit {
+    let mut out = old.clone();
+    merge_fields!(
+        out,
+        new,
+        Visit {
+            class,
+            location,
+            admission_type,
+            attending,
+            service,
+            visit_number,
+            admit_at,
+            discharge_at,
+        }
+    );
+    out
 }
 
 fn system_key(ident: &Identifier) -> &str {
@@ -145,18 +239,49 @@ fn load_patient(conn: &Connection, org: &str, id: i64) -> Result<Option<Patient>
     }))
 }
 
+fn same_identifier(a: &Identifier, b: &Identifier) -> bool {
+    a.value == b.value && system_key(a) == system_key(b)
+}
+
 /// `new` merged into `old`: present fields overwrite, absent ones keep the old
-/// value, identifiers are the union (a matching one takes the new type).
-fn merge_patient(old: &Patient, new: &Patient) -> Result<Patient, StoreError> {
-    let mut incoming = new.clone();
-    incoming.id = String::new();
-    incoming.identifiers = Vec::new();
-    let mut out = merged(old, &incoming)?;
+/// value, identifiers are the union (a matching one takes the new type). The
+/// result has no id.
+fn merge_patient(old: &Patient, new: &Patient) -> Patient {
+    let mut out = old.clone();
+    out.id = String::new();
+    let Patient {
+        id: _,
+        identifiers: _,
+        family,
+        given,
+        suffix,
+        prefix,
+        birth_date,
+        sex,
+        race,
+        race_code,
+        language,
+        address,
+        phone,
+        email,
+    } = new;
+    out.family.merge_from(family);
+    out.given.merge_from(given);
+    out.suffix.merge_from(suffix);
+    out.prefix.merge_from(prefix);
+    out.birth_date.merge_from(birth_date);
+    out.sex.merge_from(sex);
+    out.race.merge_from(race);
+    out.race_code.merge_from(race_code);
+    out.language.merge_from(language);
+    out.address.merge_from(address);
+    out.phone.merge_from(phone);
+    out.email.merge_from(email);
     for ident in usable_identifiers(new) {
         match out
             .identifiers
             .iter_mut()
-            .find(|o| o.value == ident.value && system_key(o) == system_key(ident))
+            .find(|o| same_identifier(o, ident))
         {
             Some(existing) => {
                 if ident.kind.is_some() {
@@ -166,7 +291,45 @@ fn merge_patient(old: &Patient, new: &Patient) -> Result<Patient, StoreError> {
             None => out.identifiers.push(ident.clone()),
         }
     }
-    Ok(out)
+    out
+}
+
+/// The patient as a new row stores it: no id, its usable identifiers once each
+/// (the first of duplicates).
+fn new_patient_row(patient: &Patient) -> Patient {
+    let mut new = patient.clone();
+    new.id = String::new();
+    new.identifiers = Vec::new();
+    for ident in usable_identifiers(patient) {
+        if !new.identifiers.iter().any(|o| same_identifier(o, ident)) {
+            new.identifiers.push(ident.clone());
+        }
+    }
+    new
+}
+
+/// The JSON work of a patient upsert, done by the async caller before the op
+/// is queued, so the writer thread (the bottleneck) only compares text in the
+/// common case.
+pub(crate) struct PreparedPatient {
+    /// The JSON of [`new_patient_row`]: what a new row stores.
+    row_json: String,
+    /// Merging the incoming data into a stored patient whose JSON is exactly
+    /// `row_json` changes nothing (false only for odd input such as one
+    /// identifier given twice with different types).
+    unchanged_if_equal: bool,
+    empty: bool,
+}
+
+impl PreparedPatient {
+    fn new(patient: &Patient) -> Result<Self, StoreError> {
+        let row = new_patient_row(patient);
+        Ok(PreparedPatient {
+            row_json: to_json_text(&row)?,
+            unchanged_if_equal: merge_patient(&row, patient) == row,
+            empty: patient_is_empty(patient),
+        })
+    }
 }
 
 /// Creates the patient or merges it into the one of `org` sharing an identifier
@@ -174,10 +337,16 @@ fn merge_patient(old: &Patient, new: &Patient) -> Result<Patient, StoreError> {
 /// identifier, `fallback` (the patient an existing appointment already points
 /// at) is updated instead, or a new patient is created when there is none.
 /// Identifiers already owned by another patient stay with that patient.
+///
+/// Every identifier in a stored patient's JSON has its `patient_identifiers`
+/// row (owned by that patient, or by the one that had it first): both are
+/// written in the same transaction and neither is ever deleted. So only the
+/// identifiers new to the patient need an `INSERT OR IGNORE`.
 fn upsert_patient(
     conn: &Connection,
     org: &str,
     patient: &Patient,
+    prepared: &PreparedPatient,
     at: Millis,
     fallback: Option<i64>,
 ) -> Result<i64, StoreError> {
@@ -201,57 +370,53 @@ fn upsert_patient(
     if found.is_none() && usable_identifiers(patient).next().is_none() {
         found = fallback;
     }
-    let existing = match found {
-        Some(id) => load_patient(conn, org, id)?.map(|old| (id, old)),
+    let stored = match found {
+        Some(id) => conn
+            .prepare_cached("SELECT json FROM patients WHERE id = ?1 AND org = ?2")?
+            .query_row(params![id, org], |row| row.get::<_, String>(0))
+            .optional()?
+            .map(|json| (id, json)),
         None => None,
-    };
-    let id = match existing {
-        Some((old_id, old)) => {
-            if !patient_is_empty(patient) {
-                let mut new = merge_patient(&old, patient)?;
-                new.id = String::new();
-                if new
-                    != (Patient {
-                        id: String::new(),
-                        ..old
-                    })
-                {
-                    conn.prepare_cached(
-                        "UPDATE patients SET json = ?2, updated_at = ?3 WHERE id = ?1",
-                    )?
-                    .execute(params![old_id, to_json_text(&new)?, at])?;
-                }
-            }
-            old_id
-        }
-        None => {
-            let mut new = patient.clone();
-            new.id = String::new();
-            new.identifiers = Vec::new();
-            for ident in usable_identifiers(patient) {
-                if !new
-                    .identifiers
-                    .iter()
-                    .any(|o| o.value == ident.value && system_key(o) == system_key(ident))
-                {
-                    new.identifiers.push(ident.clone());
-                }
-            }
-            conn.prepare_cached(
-                "INSERT INTO patients (org, created_at, updated_at, json) VALUES (?1, ?2, ?2, ?3)",
-            )?
-            .execute(params![org, at, to_json_text(&new)?])?;
-            conn.last_insert_rowid()
-        }
     };
     let mut own = conn.prepare_cached(
         "INSERT OR IGNORE INTO patient_identifiers (org, system, value, patient_id) \
          VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for ident in usable_identifiers(patient) {
-        own.execute(params![org, system_key(ident), ident.value, id])?;
+    match stored {
+        Some((id, json)) => {
+            // Nothing to merge, or the stored patient is exactly the incoming one
+            // (a repeated order): no parse, no merge, no write.
+            if prepared.empty || (prepared.unchanged_if_equal && json == prepared.row_json) {
+                return Ok(id);
+            }
+            let mut old: Patient = serde_json::from_str(&json).map_err(json_error)?;
+            old.id = String::new();
+            let new = merge_patient(&old, patient);
+            if new != old {
+                conn.prepare_cached(
+                    "UPDATE patients SET json = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, to_json_text(&new)?, at])?;
+            }
+            for ident in usable_identifiers(patient) {
+                if !old.identifiers.iter().any(|o| same_identifier(o, ident)) {
+                    own.execute(params![org, system_key(ident), ident.value, id])?;
+                }
+            }
+            Ok(id)
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO patients (org, created_at, updated_at, json) VALUES (?1, ?2, ?2, ?3)",
+            )?
+            .execute(params![org, at, prepared.row_json])?;
+            let id = conn.last_insert_rowid();
+            for ident in usable_identifiers(patient) {
+                own.execute(params![org, system_key(ident), ident.value, id])?;
+            }
+            Ok(id)
+        }
     }
-    Ok(id)
 }
 
 pub(crate) fn get_patient(
@@ -287,11 +452,25 @@ pub(crate) fn list_patients(
 
 // ---------------------------------------------------------------- appointments
 
-fn appointment_doc(order: &Order, visit: &Visit) -> Result<String, StoreError> {
-    to_json_text(&serde_json::json!({ "order": order, "visit": visit }))
+/// `appointments.json`: the order and visit (the columns hold the rest).
+#[derive(serde::Serialize)]
+struct AppointmentDocRef<'a> {
+    order: &'a Order,
+    visit: &'a Visit,
 }
 
-fn appointment_from_row(row: &Row<'_>) -> rusqlite::Result<(Appointment, Patient)> {
+#[derive(serde::Deserialize)]
+struct AppointmentDoc {
+    order: Order,
+    visit: Visit,
+}
+
+fn appointment_doc(order: &Order, visit: &Visit) -> Result<String, StoreError> {
+    to_json_text(&AppointmentDocRef { order, visit })
+}
+
+/// The appointment from the first 8 columns of [`APPOINTMENT_COLS`].
+fn appointment_only_from_row(row: &Row<'_>) -> rusqlite::Result<Appointment> {
     let id: i64 = row.get(0)?;
     let status_text: String = row.get(4)?;
     let status = AppointmentStatus::parse(&status_text).ok_or_else(|| {
@@ -302,28 +481,25 @@ fn appointment_from_row(row: &Row<'_>) -> rusqlite::Result<(Appointment, Patient
         )
     })?;
     let patient_id: i64 = row.get(6)?;
-    let mut doc: Value = json_col(row, 7)?;
-    let conv = |e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e))
-    };
-    let order: Order = serde_json::from_value(doc["order"].take()).map_err(conv)?;
-    let visit: Visit = serde_json::from_value(doc["visit"].take()).map_err(conv)?;
+    let AppointmentDoc { order, visit } = json_col(row, 7)?;
+    Ok(Appointment {
+        id: id.to_string(),
+        org: row.get(1)?,
+        integration: row.get(2)?,
+        group: row.get(3)?,
+        status,
+        scheduled_at: row.get(5)?,
+        order,
+        visit,
+        patient_id: patient_id.to_string(),
+    })
+}
+
+fn appointment_from_row(row: &Row<'_>) -> rusqlite::Result<(Appointment, Patient)> {
+    let appointment = appointment_only_from_row(row)?;
     let mut patient: Patient = json_col(row, 8)?;
-    patient.id = patient_id.to_string();
-    Ok((
-        Appointment {
-            id: id.to_string(),
-            org: row.get(1)?,
-            integration: row.get(2)?,
-            group: row.get(3)?,
-            status,
-            scheduled_at: row.get(5)?,
-            order,
-            visit,
-            patient_id: patient.id.clone(),
-        },
-        patient,
-    ))
+    patient.id.clone_from(&appointment.patient_id);
+    Ok((appointment, patient))
 }
 
 /// The undeleted appointment of `org` with this order key: by placer number
@@ -373,6 +549,22 @@ fn load_appointment(
         .optional()?)
 }
 
+/// [`load_appointment`] without its patient (no join, no patient JSON).
+fn load_appointment_only(
+    conn: &Connection,
+    org: &str,
+    id: i64,
+) -> Result<Option<Appointment>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT a.id, a.org, a.integration, a.grp, a.status, a.scheduled_at, \
+             a.patient_id, a.json FROM appointments a \
+             WHERE a.id = ?1 AND a.org = ?2 AND a.deleted_at IS NULL",
+        )?
+        .query_row(params![id, org], appointment_only_from_row)
+        .optional()?)
+}
+
 fn ensure_group(conn: &Connection, org: &str, name: &str, at: Millis) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO device_groups (org, name, created_at) VALUES (?1, ?2, ?3)",
@@ -385,6 +577,7 @@ fn insert_appointment(
     conn: &Connection,
     org: &str,
     appointment: &Appointment,
+    doc: &str,
     patient_id: i64,
     message_id: i64,
     at: Millis,
@@ -407,7 +600,7 @@ fn insert_appointment(
         patient_id,
         message_id,
         at,
-        appointment_doc(&appointment.order, &appointment.visit)?,
+        doc,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -426,8 +619,8 @@ fn update_appointment(
     at: Millis,
     reopen: bool,
 ) -> Result<(), StoreError> {
-    let order = merged(&old.order, &new.order)?;
-    let visit = merged(&old.visit, &new.visit)?;
+    let order = merge_order(&old.order, &new.order);
+    let visit = merge_visit(&old.visit, &new.visit);
     let group = if new.group.is_empty() {
         &old.group
     } else {
@@ -476,12 +669,15 @@ fn appointment_by_key(
     let Some(id) = find_appointment_id(conn, org, key)? else {
         return Ok(None);
     };
-    let Some((appointment, _)) = load_appointment(conn, org, id)? else {
+    let Some(appointment) = load_appointment_only(conn, org, id)? else {
         return Ok(None);
     };
-    let patient_id: i64 = conn
-        .prepare_cached("SELECT patient_id FROM appointments WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))?;
+    let patient_id = parse_id(&appointment.patient_id).ok_or_else(|| {
+        StoreError::Sqlite(format!(
+            "appointment {id} has patient id {:?}",
+            appointment.patient_id
+        ))
+    })?;
     Ok(Some((id, patient_id, appointment)))
 }
 
@@ -493,19 +689,71 @@ fn key_of(appointment: &Appointment) -> OrderKey {
     }
 }
 
+/// The JSON work of one [`WorklistAction`] that does not need the database:
+/// computed by the async caller (on a tokio worker) before the op is queued,
+/// because the writer thread is what limits the order path.
+pub(crate) struct PreparedAction {
+    patient: Option<PreparedPatient>,
+    /// `appointments.json` of a new appointment (`CreateAppointment`).
+    new_doc: Option<String>,
+}
+
+/// One [`PreparedAction`] per action, in order.
+pub(crate) fn prepare_actions(
+    actions: &[WorklistAction],
+) -> Result<Vec<PreparedAction>, StoreError> {
+    actions
+        .iter()
+        .map(|action| {
+            Ok(match action {
+                WorklistAction::UpsertPatient { patient }
+                | WorklistAction::UpdateAppointment { patient, .. } => PreparedAction {
+                    patient: Some(PreparedPatient::new(patient)?),
+                    new_doc: None,
+                },
+                WorklistAction::CreateAppointment {
+                    patient,
+                    appointment,
+                } => PreparedAction {
+                    patient: Some(PreparedPatient::new(patient)?),
+                    new_doc: Some(appointment_doc(&appointment.order, &appointment.visit)?),
+                },
+                WorklistAction::CancelAppointment { .. } => PreparedAction {
+                    patient: None,
+                    new_doc: None,
+                },
+            })
+        })
+        .collect()
+}
+
 /// Applies the worklist actions of a message just inserted as `message_id`.
+/// `prepared` is [`prepare_actions`] of `actions`.
 pub(crate) fn apply_actions(
     conn: &Connection,
     org: &str,
     message_id: i64,
     at: Millis,
     actions: &[WorklistAction],
+    prepared: &[PreparedAction],
 ) -> Result<Vec<crate::domain::WorklistEffect>, StoreError> {
+    if prepared.len() != actions.len() {
+        return Err(StoreError::Sqlite(
+            "worklist actions were not prepared".into(),
+        ));
+    }
     let mut effects = Vec::with_capacity(actions.len());
-    for action in actions {
+    for (action, prep) in actions.iter().zip(prepared) {
+        let prepared_patient = || {
+            prep.patient
+                .as_ref()
+                .ok_or_else(|| StoreError::Sqlite("worklist patient was not prepared".into()))
+        };
         let effect = match action {
             WorklistAction::UpsertPatient { patient } => WorklistEffect {
-                patient_id: Some(upsert_patient(conn, org, patient, at, None)?.to_string()),
+                patient_id: Some(
+                    upsert_patient(conn, org, patient, prepared_patient()?, at, None)?.to_string(),
+                ),
                 ..WorklistEffect::default()
             },
             WorklistAction::CreateAppointment {
@@ -514,7 +762,8 @@ pub(crate) fn apply_actions(
             } => {
                 let existing = appointment_by_key(conn, org, &key_of(appointment))?;
                 let fallback = existing.as_ref().map(|(_, pid, _)| *pid);
-                let patient_id = upsert_patient(conn, org, patient, at, fallback)?;
+                let patient_id =
+                    upsert_patient(conn, org, patient, prepared_patient()?, at, fallback)?;
                 let appointment_id = match existing {
                     Some((id, _, old)) => {
                         update_appointment(
@@ -530,8 +779,18 @@ pub(crate) fn apply_actions(
                         )?;
                         old.id
                     }
-                    None => insert_appointment(conn, org, appointment, patient_id, message_id, at)?
-                        .to_string(),
+                    None => {
+                        let doc = match &prep.new_doc {
+                            Some(doc) => doc,
+                            None => {
+                                return Err(StoreError::Sqlite(
+                                    "appointment document was not prepared".into(),
+                                ));
+                            }
+                        };
+                        insert_appointment(conn, org, appointment, doc, patient_id, message_id, at)?
+                            .to_string()
+                    }
                 };
                 WorklistEffect {
                     patient_id: Some(patient_id.to_string()),
@@ -545,7 +804,14 @@ pub(crate) fn apply_actions(
                 appointment,
             } => match appointment_by_key(conn, org, key)? {
                 Some((id, old_patient, old)) => {
-                    let patient_id = upsert_patient(conn, org, patient, at, Some(old_patient))?;
+                    let patient_id = upsert_patient(
+                        conn,
+                        org,
+                        patient,
+                        prepared_patient()?,
+                        at,
+                        Some(old_patient),
+                    )?;
                     update_appointment(
                         conn,
                         org,
@@ -602,7 +868,7 @@ pub(crate) fn find_appointment(
     key: &OrderKey,
 ) -> Result<Option<Appointment>, StoreError> {
     Ok(match find_appointment_id(conn, org, key)? {
-        Some(id) => load_appointment(conn, org, id)?.map(|(a, _)| a),
+        Some(id) => load_appointment_only(conn, org, id)?,
         None => None,
     })
 }
@@ -623,7 +889,8 @@ pub(crate) fn worklist(
     org: &str,
     group: &str,
 ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
-    // The WHERE repeats the partial index's condition so SQLite can use it.
+    // The WHERE fixes the index's prefix (org, grp, status, deleted_at), so the
+    // open rows come out of it in display order.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {APPOINTMENT_COLS} FROM appointments a INDEXED BY appointments_worklist \
          JOIN patients p ON p.id = a.patient_id \
@@ -782,7 +1049,7 @@ pub(crate) fn rename_group(
     conn.prepare_cached("UPDATE device_groups SET name = ?3 WHERE org = ?1 AND name = ?2")?
         .execute(params![org, from, to])?;
     conn.prepare_cached(
-        "UPDATE appointments INDEXED BY appointments_group SET grp = ?3 \
+        "UPDATE appointments INDEXED BY appointments_worklist SET grp = ?3 \
          WHERE org = ?1 AND grp = ?2",
     )?
     .execute(params![org, from, to])?;
@@ -1322,4 +1589,299 @@ pub(crate) fn resend_measurement(
         super::sql::requeue_delivery(conn, d, at)?;
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// The shallow JSON merge the typed one replaced: every key of `new` that
+    /// carries a value (not null, not an empty string, list or object)
+    /// overwrites the same key of `old`.
+    fn json_merged<T>(old: &T, new: &T) -> T
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let mut base = serde_json::to_value(old).unwrap();
+        let Value::Object(new) = serde_json::to_value(new).unwrap() else {
+            panic!("not an object")
+        };
+        let Value::Object(out) = &mut base else {
+            panic!("not an object")
+        };
+        for (key, value) in new {
+            let empty = match &value {
+                Value::Null => true,
+                Value::String(s) => s.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                Value::Object(o) => o.is_empty(),
+                _ => false,
+            };
+            if !empty {
+                out.insert(key, value);
+            }
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    /// Variants of a model struct built from `full` (every field set): empty,
+    /// full, "blank" (every field present but empty: `""`, `[]`, `{}`, a code or
+    /// value of `""`), and mixes of those field by field.
+    fn variants<T>(full: Value, full2: Value) -> Vec<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let Value::Object(full) = full else { panic!() };
+        let Value::Object(full2) = full2 else {
+            panic!()
+        };
+        let blank_of = |v: &Value| match v {
+            Value::String(_) => json!(""),
+            Value::Array(_) => json!([]),
+            Value::Object(o) if o.contains_key("code") => json!({ "code": "" }),
+            Value::Object(o) if o.contains_key("value") => json!({ "value": "" }),
+            Value::Object(_) => json!({}),
+            other => other.clone(),
+        };
+        let pick = |f: &dyn Fn(usize, &String, &Value) -> Option<Value>| -> T {
+            let mut m = Map::new();
+            for (i, (k, v)) in full.iter().enumerate() {
+                if let Some(v) = f(i, k, v) {
+                    m.insert(k.clone(), v);
+                }
+            }
+            let t: T = serde_json::from_value(Value::Object(m.clone())).unwrap();
+            t
+        };
+        let all: T = pick(&|_, _, v| Some(v.clone()));
+        // Every key of `full` is a field of T (a misspelt one would be dropped).
+        let Value::Object(round) = serde_json::to_value(&all).unwrap() else {
+            panic!()
+        };
+        for (k, v) in &full {
+            assert_eq!(round.get(k), Some(v), "{k}");
+        }
+        vec![
+            pick(&|_, _, _| None),
+            all,
+            pick(&|_, k, _| full2.get(k).cloned()),
+            pick(&|_, _, v| Some(blank_of(v))),
+            pick(&|i, _, v| (i % 2 == 0).then(|| v.clone())),
+            pick(&|i, k, v| {
+                if i % 3 == 0 {
+                    Some(blank_of(v))
+                } else {
+                    full2.get(k).cloned()
+                }
+            }),
+            pick(&|i, _, v| (i % 3 == 1).then(|| v.clone())),
+        ]
+    }
+
+    fn provider(n: &str) -> Value {
+        json!({ "id": format!("{n}1"), "family": format!("F{n}"), "given": [n], "prefix": "DR" })
+    }
+
+    fn order(n: &str) -> Value {
+        let mut m = Map::new();
+        for f in [
+            "request_date",
+            "control",
+            "placer_order",
+            "filler_order",
+            "group_number",
+            "status",
+            "response_flag",
+            "timing",
+            "transaction_at",
+            "callback_phone",
+            "effective_at",
+            "priority",
+            "requested_at",
+            "observation_at",
+            "diagnostic_section",
+            "timing_block",
+            "technician",
+            "scheduled_at",
+        ] {
+            m.insert(f.into(), json!(format!("{f}-{n}")));
+        }
+        for f in [
+            "entered_by",
+            "verified_by",
+            "ordering_provider",
+            "obr_ordering_provider",
+        ] {
+            m.insert(f.into(), provider(n));
+        }
+        for f in ["procedure", "procedure_code"] {
+            m.insert(
+                f.into(),
+                json!({ "code": format!("C{n}"), "display": "d", "system": "s" }),
+            );
+        }
+        Value::Object(m)
+    }
+
+    fn visit(n: &str) -> Value {
+        json!({
+            "class": format!("O{n}"), "location": format!("L{n}"), "admission_type": "R",
+            "attending": provider(n), "service": "CAR",
+            "visit_number": { "value": format!("VN{n}"), "system": "HIS", "type": "VN" },
+            "admit_at": "2025", "discharge_at": "2026",
+        })
+    }
+
+    fn patient(n: &str) -> Value {
+        json!({
+            "family": format!("F{n}"), "given": [n, "M"], "suffix": "JR", "prefix": "DR",
+            "birth_date": "1975-10-22", "sex": "male",
+            "race": { "code": format!("R{n}"), "display": "White" }, "race_code": "white",
+            "language": "es",
+            "address": { "street": format!("S{n}"), "city": "Madrid", "type": "H" },
+            "phone": "+34", "email": format!("{n}@example.org"),
+        })
+    }
+
+    #[test]
+    fn typed_merge_matches_the_json_merge() {
+        let orders: Vec<Order> = variants(order("a"), order("b"));
+        for old in &orders {
+            for new in &orders {
+                assert_eq!(
+                    merge_order(old, new),
+                    json_merged(old, new),
+                    "{old:?} <- {new:?}"
+                );
+            }
+        }
+        let visits: Vec<Visit> = variants(visit("a"), visit("b"));
+        for old in &visits {
+            for new in &visits {
+                assert_eq!(
+                    merge_visit(old, new),
+                    json_merged(old, new),
+                    "{old:?} <- {new:?}"
+                );
+            }
+        }
+        let idents = [
+            vec![],
+            vec![Identifier {
+                value: "1".into(),
+                system: Some("HIS".into()),
+                kind: Some("MR".into()),
+            }],
+            vec![
+                Identifier {
+                    value: "1".into(),
+                    system: Some("HIS".into()),
+                    kind: None,
+                },
+                Identifier {
+                    value: "2".into(),
+                    system: None,
+                    kind: Some("SS".into()),
+                },
+                Identifier {
+                    value: String::new(),
+                    system: None,
+                    kind: None,
+                },
+            ],
+        ];
+        let mut patients: Vec<Patient> = variants(patient("a"), patient("b"));
+        patients.push(Patient {
+            address: Some(Address::default()),
+            race: Some(Coded::default()),
+            ..Patient::default()
+        });
+        for (i, old) in patients.iter().enumerate() {
+            for (j, new) in patients.iter().enumerate() {
+                let old = Patient {
+                    identifiers: idents[i % 3]
+                        .iter()
+                        .filter(|x| !x.value.is_empty())
+                        .cloned()
+                        .collect(),
+                    ..old.clone()
+                };
+                let new = Patient {
+                    id: "7".into(),
+                    identifiers: idents[j % 3].clone(),
+                    ..new.clone()
+                };
+                // The former merge: fields through JSON, then the identifiers.
+                let mut expected = json_merged(
+                    &old,
+                    &Patient {
+                        id: String::new(),
+                        identifiers: Vec::new(),
+                        ..new.clone()
+                    },
+                );
+                for ident in usable_identifiers(&new) {
+                    match expected
+                        .identifiers
+                        .iter_mut()
+                        .find(|o| same_identifier(o, ident))
+                    {
+                        Some(e) => {
+                            if ident.kind.is_some() {
+                                e.kind = ident.kind.clone();
+                            }
+                        }
+                        None => expected.identifiers.push(ident.clone()),
+                    }
+                }
+                assert_eq!(merge_patient(&old, &new), expected, "{old:?} <- {new:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_copy_of_the_incoming_patient_needs_no_merge() {
+        let p: Patient = serde_json::from_value(patient("a")).unwrap();
+        let p = Patient {
+            identifiers: vec![Identifier {
+                value: "1".into(),
+                system: None,
+                kind: Some("MR".into()),
+            }],
+            ..p
+        };
+        let prepared = PreparedPatient::new(&p).unwrap();
+        assert!(prepared.unchanged_if_equal && !prepared.empty);
+        let stored: Patient = serde_json::from_str(&prepared.row_json).unwrap();
+        assert_eq!(merge_patient(&stored, &p), stored);
+        // The same identifier twice with different types: the merge keeps the
+        // last type, the new row the first, so the shortcut must not apply.
+        let twice = Patient {
+            identifiers: vec![
+                p.identifiers[0].clone(),
+                Identifier {
+                    kind: Some("SS".into()),
+                    ..p.identifiers[0].clone()
+                },
+            ],
+            ..p.clone()
+        };
+        assert!(!PreparedPatient::new(&twice).unwrap().unchanged_if_equal);
+        assert!(PreparedPatient::new(&Patient::default()).unwrap().empty);
+    }
+
+    #[test]
+    fn the_appointment_document_reads_back() {
+        let order: Order = serde_json::from_value(order("a")).unwrap();
+        let visit: Visit = serde_json::from_value(visit("a")).unwrap();
+        let doc = appointment_doc(&order, &visit).unwrap();
+        let back: AppointmentDoc = serde_json::from_str(&doc).unwrap();
+        assert_eq!((back.order, back.visit), (order.clone(), visit.clone()));
+        // Documents written before (through serde_json::Value: sorted keys).
+        let old = serde_json::to_string(&json!({ "order": order, "visit": visit })).unwrap();
+        let back: AppointmentDoc = serde_json::from_str(&old).unwrap();
+        assert_eq!((back.order, back.visit), (order, visit));
+    }
 }
