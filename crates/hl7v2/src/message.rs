@@ -7,7 +7,7 @@ use crate::Delimiters;
 use crate::error::ParseError;
 use crate::escape::{unescape, unescape_latin1, unescape_str};
 use crate::path::{Path, Repetition, valid_segment_id};
-use crate::scan::{SplitBytes, count_byte, find_byte};
+use crate::scan::{SplitBytes, count_byte, find_byte, nth_piece};
 
 /// Where a segment lies in the input. Only these spans are stored at parse time: fields
 /// are found on demand, which keeps parsing at one pass and one allocation.
@@ -49,6 +49,8 @@ pub struct Message<'a> {
     delims: Delimiters,
     spans: Vec<Span>,
     canonical: bool,
+    /// MSH-18 says ISO-8859-1; read once, because [`Message::text`] runs per value.
+    latin1: bool,
 }
 
 fn is_blank(b: &u8) -> bool {
@@ -118,12 +120,15 @@ impl<'a> Message<'a> {
             }
             pos += len + skip;
         }
-        Ok(Message {
+        let mut msg = Message {
             raw: input,
             delims,
             spans,
             canonical,
-        })
+            latin1: false,
+        };
+        msg.latin1 = msg.header().is_latin1();
+        Ok(msg)
     }
 
     /// The input this message was parsed from.
@@ -256,7 +261,7 @@ impl<'a> Message<'a> {
     /// Decodes a value as text using the message's character set (MSH-18): ISO-8859-1
     /// (`8859/1`) is decoded exactly, anything else as UTF-8 (lossy).
     pub fn text(&self, value: &Value<'a>) -> Cow<'a, str> {
-        if self.header().is_latin1() {
+        if self.latin1 {
             Cow::Owned(unescape_latin1(value.raw, &self.delims))
         } else {
             value.decoded()
@@ -410,13 +415,13 @@ impl<'a> Segment<'a> {
                     let enc = SplitBytes::new(self.raw, fs).nth(1)?;
                     return Some(Value::new(enc, self.delims, Level::Atomic));
                 }
-                _ => SplitBytes::new(self.raw, fs).nth(n - 1)?,
+                _ => nth_piece(self.raw, fs, n - 1)?,
             }
         } else {
             if n == 0 {
                 return None;
             }
-            SplitBytes::new(self.raw, fs).nth(n)?
+            nth_piece(self.raw, fs, n)?
         };
         Some(Value::new(piece, self.delims, Level::Field))
     }

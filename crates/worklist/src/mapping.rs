@@ -863,7 +863,14 @@ struct Reader<'m, 'a> {
 struct Found<'a> {
     value: Value<'a>,
     path: Path,
-    at: String,
+    /// Where the value is in this message; formatted only for an error report.
+    located: Path,
+}
+
+impl Found<'_> {
+    fn at(&self) -> String {
+        self.located.to_string()
+    }
 }
 
 impl<'a> Reader<'_, 'a> {
@@ -873,7 +880,7 @@ impl<'a> Reader<'_, 'a> {
             reason: format!("invalid path: {e}"),
         })?;
         let in_group = GROUP_SEGMENTS.contains(&path.segment());
-        let (value, at) = match (in_group, self.group) {
+        let (value, located) = match (in_group, self.group) {
             (true, Some(g)) => {
                 let slot = if path.segment() == "ORC" {
                     &g.orc
@@ -883,12 +890,15 @@ impl<'a> Reader<'_, 'a> {
                 let Some((seg, occ)) = slot else {
                     return Ok(None);
                 };
-                let located = path.clone().with_segment_index(*occ);
-                (seg.get_path(&path), located.to_string())
+                (seg.get_path(&path), path.clone().with_segment_index(*occ))
             }
-            _ => (self.msg.get_path(&path), path.to_string()),
+            _ => (self.msg.get_path(&path), path.clone()),
         };
-        Ok(value.map(|value| Found { value, path, at }))
+        Ok(value.map(|value| Found {
+            value,
+            path,
+            located,
+        }))
     }
 
     /// A mapping path as it locates a value in this message (`ORC(2)-1` for the
@@ -960,7 +970,7 @@ impl<'a> Reader<'_, 'a> {
         let reps: Vec<Value<'a>> = f.value.repetitions().take(MAX_REPETITIONS + 1).collect();
         if reps.len() > MAX_REPETITIONS {
             return Err(MapError::invalid(
-                f.at.clone(),
+                f.at(),
                 format!("more than {MAX_REPETITIONS} repetitions"),
             ));
         }
@@ -970,7 +980,7 @@ impl<'a> Reader<'_, 'a> {
     fn check_len(&self, f: &Found<'a>, s: String) -> Result<String, MapError> {
         if s.len() > MAX_VALUE_LEN {
             return Err(MapError::invalid(
-                f.at.clone(),
+                f.at(),
                 format!("value longer than {MAX_VALUE_LEN} bytes"),
             ));
         }
@@ -1134,7 +1144,7 @@ impl<'a> Reader<'_, 'a> {
             };
             iso.map(Some).ok_or_else(|| {
                 MapError::invalid(
-                    f.at.clone(),
+                    f.at(),
                     format!(
                         "`{}` is not an HL7 {}",
                         t.chars().take(40).collect::<String>(),
