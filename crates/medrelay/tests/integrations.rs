@@ -405,6 +405,11 @@ async fn order_lifecycle_and_admin_operations() {
             .contains("MSA|AA|M2")
     );
     assert_eq!(server.worklist(&token).await.len(), 2);
+    let (status, page) = server.get("/api/v1/worklist?limit=1", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["appointments"].as_array().unwrap().len(), 1);
+    assert_eq!(page["truncated"], true);
+    assert_eq!(server.get("/api/v1/worklist?limit=x", &token).await.0, 400);
 
     // ORC-1 CA cancels; a cancel of an unknown order is AE with a reason.
     let ack = server.send(&full_orm("M3", "ORD-A", "CA")).await;

@@ -2,8 +2,8 @@
 //! posts measurements with their PDF report.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use medrelay_engine::results::SubmitError;
 use medrelay_worklist::Measurement;
@@ -14,17 +14,38 @@ use crate::auth::{AnyAuth, Caller, DeviceAuth};
 use crate::error::{ApiError, FieldProblem};
 use crate::views;
 
-/// `GET /api/v1/worklist`: open appointments of the device's group.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorklistQuery {
+    limit: Option<usize>,
+}
+
+/// Most open appointments one worklist request returns.
+const WORKLIST_MAX: usize = 5000;
+
+/// `GET /api/v1/worklist[?limit=N]`: open appointments of the device's group,
+/// earliest first, at most `limit` (default 500, at most 5000); `truncated`
+/// says whether there were more.
 pub async fn worklist(
     State(state): State<AppState>,
     DeviceAuth(device): DeviceAuth,
+    q: Result<Query<WorklistQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let items = state.store.worklist(&device.org, &device.group).await?;
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(500).clamp(1, WORKLIST_MAX);
+    let mut items = state
+        .store
+        .worklist(&device.org, &device.group, limit + 1)
+        .await?;
+    let truncated = items.len() > limit;
+    items.truncate(limit);
     let appointments: Vec<Value> = items
         .iter()
         .map(|(a, p)| views::appointment(a, p))
         .collect();
-    Ok(Json(json!({ "appointments": appointments })))
+    Ok(Json(
+        json!({ "appointments": appointments, "truncated": truncated }),
+    ))
 }
 
 /// `POST /api/v1/measurements`: validated, stored with its outbound result

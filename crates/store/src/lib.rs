@@ -341,8 +341,9 @@ impl Store {
         &self,
         org: &str,
         group: &str,
+        limit: usize,
     ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
-        dispatch!(self.worklist(org, group))
+        dispatch!(self.worklist(org, group, limit))
     }
 
     /// Appointments (any status, never deleted ones) matching `q`, by

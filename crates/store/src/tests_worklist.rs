@@ -448,7 +448,13 @@ async fn appointments_are_created_updated_and_cancelled_by_messages() {
     assert!(e3[1].not_found);
     let (a, _) = store.get_appointment(A, &aid).await.unwrap().unwrap();
     assert_eq!(a.status, AppointmentStatus::Cancelled);
-    assert!(store.worklist(A, "cardiology").await.unwrap().is_empty());
+    assert!(
+        store
+            .worklist(A, "cardiology", 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // NW again with the same placer number: the same appointment, un-cancelled.
     let (_, e4) = apply(
@@ -465,7 +471,7 @@ async fn appointments_are_created_updated_and_cancelled_by_messages() {
     )
     .await;
     assert_eq!(e4[0].appointment_id.as_deref(), Some(aid.as_str()));
-    let list = store.worklist(A, "cardiology").await.unwrap();
+    let list = store.worklist(A, "cardiology", 1000).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].0.status, AppointmentStatus::Scheduled);
     assert_eq!(
@@ -508,7 +514,13 @@ async fn a_duplicate_message_applies_nothing() {
         matches!(again, InboundOutcome::Duplicate { original_id, .. } if original_id == first),
         "{again:?}"
     );
-    assert!(store.worklist(A, "cardiology").await.unwrap().is_empty());
+    assert!(
+        store
+            .worklist(A, "cardiology", 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let all = store
         .list_appointments(AppointmentQuery::new(A))
         .await
@@ -535,7 +547,7 @@ async fn worklist_is_ordered_and_filtered_by_group() {
         .iter()
         .map(|e| e.appointment_id.clone().unwrap())
         .collect();
-    let cardio = store.worklist(A, "cardiology").await.unwrap();
+    let cardio = store.worklist(A, "cardiology", 1000).await.unwrap();
     let placers: Vec<_> = cardio
         .iter()
         .map(|(a, _)| a.order.placer_order.clone().unwrap())
@@ -548,8 +560,11 @@ async fn worklist_is_ordered_and_filtered_by_group() {
             a.order.placer_order.as_deref().unwrap().replace('O', "P")
         );
     }
-    assert_eq!(store.worklist(A, "pulmonology").await.unwrap().len(), 1);
-    assert!(store.worklist(A, "nobody").await.unwrap().is_empty());
+    assert_eq!(
+        store.worklist(A, "pulmonology", 1000).await.unwrap().len(),
+        1
+    );
+    assert!(store.worklist(A, "nobody", 1000).await.unwrap().is_empty());
 
     // Groups were created by the orders and count their open appointments.
     let groups = store.list_groups(A).await.unwrap();
@@ -642,7 +657,13 @@ async fn soft_deleted_appointments_are_hidden() {
     .await;
     store.delete_appointment(A, &aid).await.unwrap();
     assert_eq!(store.get_appointment(A, &aid).await.unwrap(), None);
-    assert!(store.worklist(A, "cardiology").await.unwrap().is_empty());
+    assert!(
+        store
+            .worklist(A, "cardiology", 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .list_appointments(AppointmentQuery::new(A))
@@ -689,7 +710,10 @@ async fn soft_deleted_appointments_are_hidden() {
     .await;
     assert!(e[0].not_found);
     assert_ne!(e[1].appointment_id.as_deref(), Some(aid.as_str()));
-    assert_eq!(store.worklist(A, "cardiology").await.unwrap().len(), 1);
+    assert_eq!(
+        store.worklist(A, "cardiology", 1000).await.unwrap().len(),
+        1
+    );
     // Measurements cannot be recorded for a deleted appointment.
     assert!(matches!(
         store
@@ -778,8 +802,14 @@ async fn groups_and_devices_lifecycle() {
         store.get_device(A, &d1.id).await.unwrap().unwrap().group,
         "heart"
     );
-    assert!(store.worklist(A, "cardiology").await.unwrap().is_empty());
-    let heart = store.worklist(A, "heart").await.unwrap();
+    assert!(
+        store
+            .worklist(A, "cardiology", 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let heart = store.worklist(A, "heart", 1000).await.unwrap();
     assert_eq!(heart.len(), 1);
     assert_eq!(heart[0].0.id, aid);
     assert_eq!(heart[0].0.group, "heart");
@@ -954,7 +984,13 @@ async fn measurement_with_outbound_message_in_one_transaction() {
     // The appointment is completed and off the worklist.
     let (a, _) = store.get_appointment(A, &aid).await.unwrap().unwrap();
     assert_eq!(a.status, AppointmentStatus::Completed);
-    assert!(store.worklist(A, "cardiology").await.unwrap().is_empty());
+    assert!(
+        store
+            .worklist(A, "cardiology", 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The ORU is a stored outbound message, browsable and filterable.
     let oru = store.get_message(A, message_id).await.unwrap().unwrap();
@@ -1192,7 +1228,13 @@ async fn organisations_never_see_each_others_worklist_data() {
     assert!(store.list_patients(B, 100, 0).await.unwrap().is_empty());
     assert_eq!(store.get_appointment(B, &aid).await.unwrap(), None);
     assert_eq!(store.find_appointment(B, &k).await.unwrap(), None);
-    assert!(store.worklist(B, "cardiology").await.unwrap().is_empty());
+    assert!(
+        store
+            .worklist(B, "cardiology", 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store
             .list_appointments(AppointmentQuery::new(B))
@@ -1281,7 +1323,7 @@ async fn organisations_never_see_each_others_worklist_data() {
         .rename_group(B, "cardiology", "b-cardio")
         .await
         .unwrap();
-    assert_eq!(store.worklist(B, "b-cardio").await.unwrap().len(), 1);
+    assert_eq!(store.worklist(B, "b-cardio", 1000).await.unwrap().len(), 1);
 
     // A is unchanged.
     let (a2, p2) = store.get_appointment(A, &aid).await.unwrap().unwrap();
@@ -1376,7 +1418,11 @@ async fn a_0001_database_migrates_with_its_data() {
     .await;
     assert_eq!(id, 4);
     assert_eq!(
-        store.worklist(DEFAULT_ORG, "default").await.unwrap().len(),
+        store
+            .worklist(DEFAULT_ORG, "default", 1000)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     // Foreign keys are on again after migrating: retention still cascades.

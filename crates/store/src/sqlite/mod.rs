@@ -487,9 +487,10 @@ impl SqliteBackend {
         &self,
         org: &str,
         group: &str,
+        limit: usize,
     ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
         let (org, group) = (own(org), own(group));
-        self.read(move |c| worklist::worklist(c, &org, &group))
+        self.read(move |c| worklist::worklist(c, &org, &group, limit))
             .await
     }
 

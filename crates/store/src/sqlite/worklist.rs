@@ -888,6 +888,7 @@ pub(crate) fn worklist(
     conn: &Connection,
     org: &str,
     group: &str,
+    limit: usize,
 ) -> Result<Vec<(Appointment, Patient)>, StoreError> {
     // The WHERE fixes the index's prefix (org, grp, status, deleted_at), so the
     // open rows come out of it in display order.
@@ -895,10 +896,11 @@ pub(crate) fn worklist(
         "SELECT {APPOINTMENT_COLS} FROM appointments a INDEXED BY appointments_worklist \
          JOIN patients p ON p.id = a.patient_id \
          WHERE a.org = ?1 AND a.grp = ?2 AND a.status = 'scheduled' AND a.deleted_at IS NULL \
-         ORDER BY a.scheduled_at, a.id"
+         ORDER BY a.scheduled_at, a.id LIMIT ?3"
     ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
-        .query_map(params![org, group], appointment_from_row)?
+        .query_map(params![org, group, limit], appointment_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
