@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
 use hl7v2::Message;
 use medrelay_testkit::{
-    EhrMode, TestEhr, free_port, full_orm, http, sample_pdf, segment, wait_for,
+    EhrMode, ServeProcess, TestEhr, free_port, full_orm, http, sample_pdf, segment, wait_for,
 };
 use mllp::{Sender, SenderConfig};
 use serde_json::{Value, json};
@@ -19,7 +19,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Server {
-    child: Child,
+    // Kept for its lifetime: the server process is killed when this is dropped.
+    _process: ServeProcess,
     http: SocketAddr,
     mllp: SocketAddr,
     cfg: PathBuf,
@@ -64,27 +65,14 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
         );
         let token_a = device_add(&cfg, "tablet-1", "cardiology");
         let token_b = device_add(&cfg, "tablet-2", "pulmonology");
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .env("MEDRELAY_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let process = ServeProcess::start(BIN, &cfg, http_addr).await;
         let server = Server {
-            child,
+            _process: process,
             http: http_addr,
             mllp,
             cfg,
             _dir: dir,
         };
-        wait_for("/healthz", WAIT, || async {
-            http(server.http, "GET", "/healthz", &[], None)
-                .await
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        })
-        .await;
         (server, token_a, token_b)
     }
 
@@ -145,13 +133,6 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
             String::from_utf8_lossy(&out.stderr)
         );
         last_value(&out.stdout)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

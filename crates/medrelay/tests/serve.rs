@@ -3,93 +3,32 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use medrelay_store::{MessageQuery, SqliteOptions, Store};
-use medrelay_testkit::{EhrMode, TestEhr, free_port, orm_o01, wait_for};
+use medrelay_testkit::{EhrMode, ServeProcess, TestEhr, free_port, http, orm_o01, wait_for};
 use mllp::{Sender, SenderConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
-const WAIT: Duration = Duration::from_secs(30);
 
-struct Server {
-    child: Child,
-    http: std::net::SocketAddr,
+async fn start(config: &Path) -> ServeProcess {
+    let text = std::fs::read_to_string(config).unwrap();
+    let http = text
+        .lines()
+        .find_map(|l| l.strip_prefix("http = "))
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    ServeProcess::start(BIN, config, http).await
 }
 
-impl Server {
-    async fn start(config: &Path) -> Server {
-        let text = std::fs::read_to_string(config).unwrap();
-        let http = text
-            .lines()
-            .find_map(|l| l.strip_prefix("http = "))
-            .unwrap()
-            .trim_matches('"')
-            .parse()
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("MEDRELAY_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let server = Server { child, http };
-        wait_for("medrelay to answer /healthz", WAIT, || async {
-            http_get(server.http, "/healthz")
-                .await
-                .filter(|(s, _)| *s == 200)
-        })
-        .await;
-        server
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    async fn wait_exit(mut self) -> std::process::ExitStatus {
-        wait_for("medrelay to exit", WAIT, || {
-            let status = self.child.try_wait().unwrap();
-            async move { status }
-        })
-        .await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 GET: status and body.
+/// Status and body (as text) of a GET.
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
+    let (status, body) = http(addr, "GET", path, &[], None).await.ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 fn write_config(
@@ -115,7 +54,7 @@ async fn serve_send_health_metrics_and_clean_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mllp = free_port();
     let (cfg, _) = write_config(dir.path(), mllp, "");
-    let server = Server::start(&cfg).await;
+    let server = start(&cfg).await;
 
     let (status, body) = http_get(server.http, "/healthz").await.unwrap();
     assert_eq!(status, 200);
@@ -205,7 +144,7 @@ async fn send_over_mutual_tls() {
         ),
     );
     std::fs::write(&cfg, text).unwrap();
-    let server = Server::start(&cfg).await;
+    let server = start(&cfg).await;
     let file = dir.path().join("order.hl7");
     std::fs::write(&file, orm_o01("TLS-CLI")).unwrap();
 
@@ -311,7 +250,7 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
             ehr.addr
         ),
     );
-    let server = Server::start(&cfg).await;
+    let server = start(&cfg).await;
 
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut senders = Vec::new();
@@ -352,7 +291,7 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
     assert!(acked.len() >= 3_000);
 
     // Restart: the queue resumes and the EHR ends up with every acknowledged id.
-    let server = Server::start(&cfg).await;
+    let server = start(&cfg).await;
     wait_for(
         "every acknowledged message at the EHR",
         Duration::from_secs(120),

@@ -430,3 +430,69 @@ pub fn full_orm(control_id: &str, placer: &str, control: &str) -> Vec<u8> {
     );
     format!("{msh}\r{pid}\r{pv1}\r{orc}\r{obr}\r").into_bytes()
 }
+
+/// `medrelay serve` in its own process, as operators run it; killed on drop.
+pub struct ServeProcess {
+    child: Option<std::process::Child>,
+    pub http: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Starts `bin serve --config config` and waits until `/healthz` on `http`
+    /// answers 200.
+    pub async fn start(bin: &str, config: &std::path::Path, addr: SocketAddr) -> ServeProcess {
+        let child = std::process::Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("MEDRELAY_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = ServeProcess {
+            child: Some(child),
+            http: addr,
+        };
+        wait_for(
+            "medrelay to answer /healthz",
+            Duration::from_secs(30),
+            || async {
+                http(server.http, "GET", "/healthz", &[], None)
+                    .await
+                    .ok()
+                    .filter(|(status, _)| *status == 200)
+            },
+        )
+        .await;
+        server
+    }
+
+    /// Sends a signal (`-TERM`, `-KILL`) with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().map(|c| c.id()).unwrap();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Waits (with a deadline) for the process to exit.
+    pub async fn wait_exit(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        wait_for("medrelay to exit", Duration::from_secs(30), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
