@@ -120,9 +120,11 @@ impl Results {
             control_id: Some(control_id),
             message_type: Some("ORU^R01".into()),
             created_at: now,
+            // The queue entry points at the message's bytes: the PDF is not
+            // stored a third time.
             deliveries: vec![NewDelivery {
                 destination: key.clone(),
-                payload: oru.clone(),
+                payload: Vec::new(),
                 not_before: now,
             }],
             raw: oru,

@@ -103,11 +103,16 @@ impl Transformer {
         Ok(Transformer { steps })
     }
 
-    /// The bytes queued for the destinations. Without steps this is the message as
-    /// received (with CR segment terminators).
+    /// The bytes queued for the destinations. Empty means "the message exactly as
+    /// received", which the store then keeps only once.
     pub fn apply(&self, msg: &Message<'_>) -> Result<Vec<u8>, EngineError> {
         if self.steps.is_empty() {
-            return Ok(msg.to_bytes());
+            // A message with LF or CRLF terminators is forwarded with CR ones.
+            return Ok(if msg.is_canonical() {
+                Vec::new()
+            } else {
+                msg.to_bytes()
+            });
         }
         let mut owned = OwnedMessage::from(msg);
         for step in &self.steps {

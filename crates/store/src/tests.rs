@@ -1058,3 +1058,25 @@ fn acknowledged_messages_survive_sigkill() {
         store.close().await.unwrap();
     });
 }
+
+#[tokio::test]
+async fn an_empty_payload_delivers_the_message_itself() {
+    let dir = temp();
+    let store = open(&dir);
+    let mut r = rec("c", "SAME", 1);
+    r.deliveries = vec![delivery("c/a", b"", 1), delivery("c/b", b"TRANSFORMED", 1)];
+    let raw = r.raw.clone();
+    let InboundOutcome::Stored { message_id, .. } = store.record_inbound(r).await.unwrap() else {
+        panic!("stored");
+    };
+    let a = store.pending_deliveries("c/a", 10).await.unwrap();
+    assert_eq!(a[0].payload, raw, "read from the message, stored once");
+    let b = store.pending_deliveries("c/b", 10).await.unwrap();
+    assert_eq!(b[0].payload, b"TRANSFORMED");
+    let all = store.deliveries_for_message(message_id).await.unwrap();
+    assert_eq!(all[0].payload, raw);
+    assert_eq!(
+        store.get_delivery(a[0].id).await.unwrap().unwrap().payload,
+        raw
+    );
+}

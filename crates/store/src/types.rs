@@ -233,6 +233,9 @@ impl Default for InboundRecord {
 pub struct NewDelivery {
     /// The `"channel/destination"` key the queue worker reads by.
     pub destination: String,
+    /// The bytes to deliver. Empty means "the message's own bytes" (`raw`), so a
+    /// message forwarded unchanged, or a result with a large PDF, is stored once;
+    /// [`Delivery::payload`] always carries the real bytes.
     pub payload: Vec<u8>,
     /// First attempt not before this time.
     pub not_before: Millis,

@@ -13,8 +13,12 @@ use crate::types::{
 const MESSAGE_COLS: &str = "id, org, channel, received_at, peer, control_id, message_type, \
      sending_application, sending_facility, status, error, ack, raw, direction";
 
+/// An empty `payload` means "the message's own bytes" (see `NewDelivery`): the
+/// bytes are then read from the message instead of being stored twice.
 pub(crate) const DELIVERY_COLS: &str = "id, message_id, org, destination, state, attempts, next_attempt_at, \
-     created_at, updated_at, last_error, response, payload";
+     created_at, updated_at, last_error, response, \
+     CASE WHEN length(payload) = 0 THEN (SELECT raw FROM messages m WHERE m.id = deliveries.message_id) \
+     ELSE payload END";
 
 /// Must stay textually identical to the partial index's WHERE so SQLite uses it.
 const PENDING: &str = "state IN ('queued', 'retrying')";
