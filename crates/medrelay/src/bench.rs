@@ -216,7 +216,10 @@ async fn results_load(
     let base = format!("http://{http}");
     let client = reqwest::Client::new();
     let worklist: serde_json::Value = client
-        .get(format!("{base}/api/v1/worklist?limit={}", count.clamp(1, 5000)))
+        .get(format!(
+            "{base}/api/v1/worklist?limit={}",
+            count.clamp(1, 5000)
+        ))
         .bearer_auth(token)
         .send()
         .await?
