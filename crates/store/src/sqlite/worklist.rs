@@ -14,13 +14,13 @@ use medrelay_worklist::{
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
-use super::sql::{insert_deliveries, one_row_changed, parse_col};
+use super::sql::{delivery_from_row, insert_deliveries, one_row_changed};
 use crate::domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
     WorklistEffect,
 };
 use crate::error::StoreError;
-use crate::types::{Delivery, DeliveryState, Millis};
+use crate::types::{Delivery, Millis};
 
 /// `touch_device` / `touch_api_token` write at most once per this interval.
 pub(crate) const TOUCH_INTERVAL: Millis = 30_000;
@@ -1363,22 +1363,7 @@ fn deliveries_meta(conn: &Connection, message_id: i64) -> Result<Vec<Delivery>, 
         "SELECT {DELIVERY_META_COLS} FROM deliveries WHERE message_id = ?1 ORDER BY id"
     ))?;
     let rows = stmt
-        .query_map([message_id], |row| {
-            Ok(Delivery {
-                id: row.get(0)?,
-                message_id: row.get(1)?,
-                org: row.get(2)?,
-                destination: row.get(3)?,
-                state: parse_col::<DeliveryState>(row, 4)?,
-                attempts: row.get(5)?,
-                next_attempt_at: row.get(6)?,
-                created_at: row.get(7)?,
-                updated_at: row.get(8)?,
-                last_error: row.get(9)?,
-                response: row.get(10)?,
-                payload: row.get(11)?,
-            })
-        })?
+        .query_map([message_id], delivery_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
