@@ -11,11 +11,11 @@ use tempfile::TempDir;
 
 use crate::*;
 
-fn temp() -> TempDir {
+pub(crate) fn temp() -> TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
-fn open(dir: &TempDir) -> Store {
+pub(crate) fn open(dir: &TempDir) -> Store {
     Store::open_sqlite(
         &dir.path().join("data/medrelay.db"),
         SqliteOptions::default(),
@@ -925,21 +925,30 @@ async fn find_messages_filters_and_pages() {
     assert_eq!(store.count_messages(DEFAULT_ORG, None).await.unwrap(), 20);
 }
 
-/// The query planner uses the indexes the schema was designed for.
-#[test]
-fn query_plans_use_the_indexes() {
+/// A raw connection to a freshly migrated database (kept alive by the TempDir).
+pub(crate) fn migrated_connection() -> (TempDir, rusqlite::Connection) {
     let dir = temp();
     let path = dir.path().join("plan.db");
     drop(Store::open_sqlite(&path, SqliteOptions::default()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let plan = |sql: &str| -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        stmt.query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    (dir, conn)
+}
+
+/// SQLite's plan for `sql`, its steps joined with "; ".
+pub(crate) fn query_plan(conn: &rusqlite::Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    stmt.query_map([], |row| row.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The query planner uses the indexes the schema was designed for.
+#[test]
+fn query_plans_use_the_indexes() {
+    let (_dir, conn) = migrated_connection();
+    let plan = |sql: &str| query_plan(&conn, sql);
     let pending = plan(
         "SELECT * FROM deliveries WHERE destination = 'x' \
          AND state IN ('queued', 'retrying') ORDER BY id LIMIT 10",

@@ -6,15 +6,12 @@ use medrelay_worklist::{
 };
 use tempfile::TempDir;
 
+use crate::tests::{migrated_connection, query_plan, temp};
 use crate::*;
 
 const A: &str = "clinic-a";
 const B: &str = "clinic-b";
 const T0: Millis = 1_700_000_000_000;
-
-fn temp() -> TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
 
 fn open(dir: &TempDir) -> Store {
     Store::open_sqlite(&dir.path().join("medrelay.db"), SqliteOptions::default())
@@ -1480,18 +1477,8 @@ async fn retention_of_the_outbound_message_keeps_the_measurement() {
 /// The worklist queries use the indexes designed for them.
 #[test]
 fn worklist_query_plans_use_the_indexes() {
-    let dir = temp();
-    let path = dir.path().join("plan.db");
-    drop(Store::open_sqlite(&path, SqliteOptions::default()).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let plan = |sql: &str| -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        stmt.query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let (_dir, conn) = migrated_connection();
+    let plan = |sql: &str| query_plan(&conn, sql);
     // The store names the index (without statistics the planner may rate
     // appointments_org_time equal to it); INDEXED BY fails if it cannot be used.
     let worklist = plan(
