@@ -107,6 +107,10 @@ async fn resolve(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
             .api_token_by_hash(&h)
             .await?
             .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        let _ = state
+            .store
+            .touch_api_token(&admin.id, medrelay_engine::clock::now_ms())
+            .await;
         Ok(Caller::Admin(admin))
     } else {
         Err(ApiError::Unauthorized("unknown or revoked token"))

@@ -643,16 +643,18 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn touch_device(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
+        self.touch(worklist::Seen::Device, id, at).await
+    }
+
+    /// Read first: most touches are inside the interval and then never reach
+    /// the writer (no queueing behind ACKs, no commit). The UPDATE re-checks.
+    async fn touch(&self, kind: worklist::Seen, id: &str, at: Millis) -> Result<bool, StoreError> {
         let id = worklist::parse_id(id).ok_or(StoreError::NotFound)?;
-        // Read first: most touches are inside the interval and then never reach
-        // the writer (no queueing behind ACKs, no commit). The UPDATE re-checks.
-        let last = self
-            .read(move |c| worklist::device_last_seen(c, id))
-            .await?;
+        let last = self.read(move |c| worklist::last_seen(c, kind, id)).await?;
         if !worklist::touch_due(last, at) {
             return Ok(false);
         }
-        self.write(move |c| worklist::touch_device(c, id, at)).await
+        self.write(move |c| worklist::touch(c, kind, id, at)).await
     }
 
     pub(crate) async fn create_api_token(
@@ -689,15 +691,7 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn touch_api_token(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
-        let id = worklist::parse_id(id).ok_or(StoreError::NotFound)?;
-        let last = self
-            .read(move |c| worklist::api_token_last_used(c, id))
-            .await?;
-        if !worklist::touch_due(last, at) {
-            return Ok(false);
-        }
-        self.write(move |c| worklist::touch_api_token(c, id, at))
-            .await
+        self.touch(worklist::Seen::ApiToken, id, at).await
     }
 
     pub(crate) async fn record_measurement(

@@ -1228,23 +1228,58 @@ pub(crate) fn rotate_device_token(
     Ok(())
 }
 
-/// The last-seen time a device has, or `NotFound`. Read before deciding to write.
-pub(crate) fn device_last_seen(conn: &Connection, id: i64) -> Result<Option<Millis>, StoreError> {
-    conn.prepare_cached("SELECT last_seen_at FROM devices WHERE id = ?1")?
+/// Rows whose last-use time is kept, written at most every [`TOUCH_INTERVAL`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seen {
+    Device,
+    ApiToken,
+}
+
+impl Seen {
+    fn read_sql(self) -> &'static str {
+        match self {
+            Seen::Device => "SELECT last_seen_at FROM devices WHERE id = ?1",
+            Seen::ApiToken => "SELECT last_used_at FROM api_tokens WHERE id = ?1",
+        }
+    }
+
+    fn touch_sql(self) -> &'static str {
+        match self {
+            Seen::Device => {
+                "UPDATE devices SET last_seen_at = ?2 \
+                 WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - ?3)"
+            }
+            Seen::ApiToken => {
+                "UPDATE api_tokens SET last_used_at = ?2 \
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)"
+            }
+        }
+    }
+}
+
+/// The last-use time of a row, or `NotFound`. Read before deciding to write.
+pub(crate) fn last_seen(
+    conn: &Connection,
+    kind: Seen,
+    id: i64,
+) -> Result<Option<Millis>, StoreError> {
+    conn.prepare_cached(kind.read_sql())?
         .query_row([id], |row| row.get(0))
         .optional()?
         .ok_or(StoreError::NotFound)
 }
 
-/// Sets `last_seen_at = at` unless it is already less than [`TOUCH_INTERVAL`]
-/// old (or newer). Returns whether it wrote.
-pub(crate) fn touch_device(conn: &Connection, id: i64, at: Millis) -> Result<bool, StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE devices SET last_seen_at = ?2 \
-             WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - ?3)",
-        )?
-        .execute(params![id, at, TOUCH_INTERVAL])?;
+/// Sets the last-use time to `at` unless it is already less than
+/// [`TOUCH_INTERVAL`] old (or newer). Returns whether it wrote.
+pub(crate) fn touch(
+    conn: &Connection,
+    kind: Seen,
+    id: i64,
+    at: Millis,
+) -> Result<bool, StoreError> {
+    let changed =
+        conn.prepare_cached(kind.touch_sql())?
+            .execute(params![id, at, TOUCH_INTERVAL])?;
     Ok(changed > 0)
 }
 
@@ -1322,26 +1357,6 @@ pub(crate) fn delete_api_token(conn: &Connection, org: &str, id: &str) -> Result
         .prepare_cached("DELETE FROM api_tokens WHERE id = ?1 AND org = ?2")?
         .execute(params![id, org])?;
     one_row_changed(changed)
-}
-
-pub(crate) fn api_token_last_used(
-    conn: &Connection,
-    id: i64,
-) -> Result<Option<Millis>, StoreError> {
-    conn.prepare_cached("SELECT last_used_at FROM api_tokens WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))
-        .optional()?
-        .ok_or(StoreError::NotFound)
-}
-
-pub(crate) fn touch_api_token(conn: &Connection, id: i64, at: Millis) -> Result<bool, StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE api_tokens SET last_used_at = ?2 \
-             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
-        )?
-        .execute(params![id, at, TOUCH_INTERVAL])?;
-    Ok(changed > 0)
 }
 
 // ---------------------------------------------------------------- measurements
