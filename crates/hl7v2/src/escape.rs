@@ -191,10 +191,13 @@ pub fn unescape_str<'a>(raw: &'a [u8], delims: &Delimiters) -> Cow<'a, str> {
 
 /// [`unescape`] reading the bytes as ISO-8859-1 (every byte is one character).
 pub fn unescape_latin1(raw: &[u8], delims: &Delimiters) -> String {
-    unescape(raw, delims)
-        .iter()
-        .map(|&b| char::from(b))
-        .collect()
+    let bytes = unescape(raw, delims);
+    if let Ok(ascii) = std::str::from_utf8(&bytes)
+        && ascii.is_ascii()
+    {
+        return ascii.to_owned();
+    }
+    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 #[cfg(test)]

@@ -262,6 +262,13 @@ impl<'a> Message<'a> {
     /// (`8859/1`) is decoded exactly, anything else as UTF-8 (lossy).
     pub fn text(&self, value: &Value<'a>) -> Cow<'a, str> {
         if self.latin1 {
+            // ASCII reads the same in Latin-1 and UTF-8: most values need no copy.
+            if value.raw.is_ascii()
+                && let Cow::Borrowed(b) = crate::escape::unescape(value.raw, &self.delims)
+                && let Ok(s) = std::str::from_utf8(b)
+            {
+                return Cow::Borrowed(s);
+            }
             Cow::Owned(unescape_latin1(value.raw, &self.delims))
         } else {
             value.decoded()

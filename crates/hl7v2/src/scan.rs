@@ -20,21 +20,40 @@ pub(crate) fn count_byte(hay: &[u8], needle: u8) -> usize {
     memchr::memchr_iter(needle, hay).count()
 }
 
-/// Iterator over the pieces of `s` separated by `sep` (always yields at least one piece).
-///
-/// With stop bytes, the iteration ends at the first stop byte: that is how the
-/// components of the *first repetition* of a field are found without looking for the
-/// end of the repetition first.
-/// The `n`-th piece (0-based) of `s` split by `sep`, found in one vectorised pass
-/// instead of one search per piece (fields far into PV1 or OBR are read often).
+/// Up to this length a byte loop beats `memchr` for finding the n-th separator.
+const SHORT: usize = 256;
+
+/// The `n`-th piece (0-based) of `s` split by `sep`: a byte loop for short
+/// segments, one vectorised pass for long ones (a Base64 PDF in OBX-5).
 #[inline]
 pub(crate) fn nth_piece(s: &[u8], sep: u8, n: usize) -> Option<&[u8]> {
+    // Segments are mostly short, where memchr's per-call setup for every separator
+    // costs more than looking at each byte.
+    if s.len() <= SHORT {
+        let mut count = 0;
+        let mut start = 0;
+        for (i, &b) in s.iter().enumerate() {
+            if b == sep {
+                if count == n {
+                    return s.get(start..i);
+                }
+                count += 1;
+                start = i + 1;
+            }
+        }
+        return if count == n { s.get(start..) } else { None };
+    }
     let mut seps = memchr::memchr_iter(sep, s);
     let start = if n == 0 { 0 } else { seps.nth(n - 1)? + 1 };
     let end = seps.next().unwrap_or(s.len());
     s.get(start..end)
 }
 
+/// Iterator over the pieces of `s` separated by `sep` (always yields at least one piece).
+///
+/// With stop bytes, the iteration ends at the first stop byte: that is how the
+/// components of the *first repetition* of a field are found without looking for the
+/// end of the repetition first.
 #[derive(Debug, Clone)]
 pub(crate) struct SplitBytes<'a> {
     rest: Option<&'a [u8]>,

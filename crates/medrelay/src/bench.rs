@@ -75,6 +75,9 @@ async fn mllp_load(addr: String, conns: usize, msgs: u64, pid: Option<u32>) -> R
     let run_id = format!("{:x}", chrono::Utc::now().timestamp_millis() % 0xffff_ffff);
     let negative = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    // One sequence across connections, as an EHR numbers its messages and orders:
+    // control ids and order numbers increase, so the store appends to its indexes.
+    let seq = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let rss_before = pid.and_then(rss_kib);
     let sampler = pid.map(|pid| {
@@ -93,11 +96,12 @@ async fn mllp_load(addr: String, conns: usize, msgs: u64, pid: Option<u32>) -> R
     let mut tasks = Vec::with_capacity(conns);
     for c in 0..conns as u64 {
         let share = msgs / conns as u64 + u64::from(c < msgs % conns as u64);
-        let (addr, run_id, negative, errors) = (
+        let (addr, run_id, negative, errors, seq) = (
             addr.clone(),
             run_id.clone(),
             negative.clone(),
             errors.clone(),
+            seq.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).ok();
@@ -108,8 +112,9 @@ async fn mllp_load(addr: String, conns: usize, msgs: u64, pid: Option<u32>) -> R
                 ack_timeout: Duration::from_secs(30),
                 max_frame: 1024 * 1024,
             });
-            for i in 0..share {
-                let msg = orm_o01(&format!("{run_id}-{c}-{i}"), i);
+            for _ in 0..share {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let msg = orm_o01(&format!("{run_id}-{n:010}"), n);
                 let t = Instant::now();
                 match sender.send(&msg).await {
                     Ok(ack) => {

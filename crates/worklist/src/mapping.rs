@@ -77,15 +77,37 @@ pub const MAX_VALUE_LEN: usize = 32 * 1024;
 pub struct Source {
     pub paths: Vec<String>,
     pub table: Option<String>,
+    /// `paths` parsed once, not for every message (`None`: invalid, reported by
+    /// [`Mapping::check`]).
+    parsed: Vec<Option<Path>>,
 }
 
 impl Source {
+    fn new(paths: Vec<String>, table: Option<String>) -> Self {
+        let parsed = paths.iter().map(|p| p.parse().ok()).collect();
+        Source {
+            paths,
+            table,
+            parsed,
+        }
+    }
+
     /// A source reading these paths, no table.
     pub fn paths<I: IntoIterator<Item = S>, S: Into<String>>(paths: I) -> Self {
-        Source {
-            paths: paths.into_iter().map(Into::into).collect(),
-            table: None,
-        }
+        Source::new(paths.into_iter().map(Into::into).collect(), None)
+    }
+
+    /// Each path with its parsed form (parsed here if `paths` was changed since).
+    fn each_path(&self) -> impl Iterator<Item = (&str, Option<Path>)> {
+        let fresh = self.parsed.len() == self.paths.len();
+        self.paths.iter().enumerate().map(move |(i, raw)| {
+            let parsed = if fresh {
+                self.parsed[i].clone()
+            } else {
+                raw.parse().ok()
+            };
+            (raw.as_str(), parsed)
+        })
     }
 
     /// The same, through a value table.
@@ -142,17 +164,14 @@ impl<'de> Deserialize<'de> for Source {
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Source, E> {
-                Ok(Source {
-                    paths: one_path(v.to_string()),
-                    table: None,
-                })
+                Ok(Source::new(one_path(v.to_string()), None))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Source, A::Error> {
                 let mut paths = Vec::new();
                 while let Some(p) = seq.next_element::<String>()? {
                     paths.extend(one_path(p));
                 }
-                Ok(Source { paths, table: None })
+                Ok(Source::new(paths, None))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Source, A::Error> {
                 #[derive(Deserialize)]
@@ -161,23 +180,23 @@ impl<'de> Deserialize<'de> for Source {
                     One(String),
                     Many(Vec<String>),
                 }
-                let mut out = Source::default();
+                let (mut paths, mut table) = (Vec::new(), None);
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "path" => {
-                            out.paths = match map.next_value::<OneOrMany>()? {
+                            paths = match map.next_value::<OneOrMany>()? {
                                 OneOrMany::One(p) => one_path(p),
                                 OneOrMany::Many(ps) => ps.into_iter().flat_map(one_path).collect(),
                             }
                         }
                         "table" => {
                             let t: String = map.next_value()?;
-                            out.table = (!t.trim().is_empty()).then_some(t);
+                            table = (!t.trim().is_empty()).then_some(t);
                         }
                         other => return Err(de::Error::unknown_field(other, &["path", "table"])),
                     }
                 }
-                Ok(out)
+                Ok(Source::new(paths, table))
             }
         }
         d.deserialize_any(V)
@@ -879,6 +898,10 @@ impl<'a> Reader<'_, 'a> {
             path: Some(raw_path.to_string()),
             reason: format!("invalid path: {e}"),
         })?;
+        self.resolve_parsed(path)
+    }
+
+    fn resolve_parsed(&self, path: Path) -> Result<Option<Found<'a>>, MapError> {
         let in_group = GROUP_SEGMENTS.contains(&path.segment());
         let (value, located) = match (in_group, self.group) {
             (true, Some(g)) => {
@@ -962,19 +985,21 @@ impl<'a> Reader<'_, 'a> {
 
     /// The repetitions a composite path points at (one when it names a repetition or
     /// component), at most [`MAX_REPETITIONS`].
-    fn reps(&self, f: &Found<'a>) -> Result<Vec<Value<'a>>, MapError> {
+    fn reps(&self, f: &Found<'a>) -> Result<impl Iterator<Item = Value<'a>> + use<'a>, MapError> {
         let single = f.path.repetition().is_some() || f.path.component().is_some();
-        if single {
-            return Ok(vec![f.value]);
-        }
-        let reps: Vec<Value<'a>> = f.value.repetitions().take(MAX_REPETITIONS + 1).collect();
-        if reps.len() > MAX_REPETITIONS {
+        if !single && f.value.repetitions().nth(MAX_REPETITIONS).is_some() {
             return Err(MapError::invalid(
                 f.at(),
                 format!("more than {MAX_REPETITIONS} repetitions"),
             ));
         }
-        Ok(reps)
+        // Counted above rather than collected: most fields have one repetition.
+        let (one, many) = if single {
+            (Some(f.value), None)
+        } else {
+            (None, Some(f.value.repetitions()))
+        };
+        Ok(one.into_iter().chain(many.into_iter().flatten()))
     }
 
     fn check_len(&self, f: &Found<'a>, s: String) -> Result<String, MapError> {
@@ -1102,7 +1127,7 @@ impl<'a> Reader<'_, 'a> {
         f: &Found<'a>,
         read: impl Fn(&Self, &Value<'a>) -> Option<T>,
     ) -> Result<Option<T>, MapError> {
-        Ok(self.reps(f)?.iter().find_map(|r| read(self, r)))
+        Ok(self.reps(f)?.find_map(|r| read(self, &r)))
     }
 
     /// The first path of `src` that yields a value, read with `read`.
@@ -1112,8 +1137,12 @@ impl<'a> Reader<'_, 'a> {
         read: impl Fn(&Self, &Found<'a>) -> Result<Option<T>, MapError>,
     ) -> Result<Option<T>, MapError> {
         let Some(src) = src else { return Ok(None) };
-        for p in &src.paths {
-            if let Some(f) = self.resolve(p)?
+        for (raw, parsed) in src.each_path() {
+            let found = match parsed {
+                Some(path) => self.resolve_parsed(path)?,
+                None => self.resolve(raw)?,
+            };
+            if let Some(f) = found
                 && let Some(v) = read(self, &f)?
             {
                 return Ok(Some(v));
@@ -1166,11 +1195,8 @@ impl<'a> Reader<'_, 'a> {
     fn get_identifiers(&self, src: Option<&Source>) -> Result<Vec<Identifier>, MapError> {
         Ok(self
             .first(src, |r, f| {
-                let ids: Vec<Identifier> = r
-                    .reps(f)?
-                    .iter()
-                    .filter_map(|rep| r.identifier(rep))
-                    .collect();
+                let ids: Vec<Identifier> =
+                    r.reps(f)?.filter_map(|rep| r.identifier(&rep)).collect();
                 Ok((!ids.is_empty()).then_some(ids))
             })?
             .unwrap_or_default())
@@ -1494,20 +1520,23 @@ pub fn map_message(
                     ..reader
                 };
                 let control_src = mapping.order.control.as_ref();
-                let control_at = r.locate(
-                    control_src
-                        .and_then(|s| s.paths.first())
-                        .map_or("ORC-1", |p| p),
-                );
+                // Only formatted for an error report.
+                let control_at = || {
+                    r.locate(
+                        control_src
+                            .and_then(|s| s.paths.first())
+                            .map_or("ORC-1", |p| p),
+                    )
+                };
                 let Some(control) = r.first(control_src, Reader::text)? else {
                     return Err(MapError::missing(
-                        control_at,
+                        control_at(),
                         "order control code (ORC-1) is empty",
                     ));
                 };
                 let Some(action) = mapping.lookup(tables::ORDER_CONTROL, &control) else {
                     return Err(MapError::UnknownCode {
-                        path: Some(control_at),
+                        path: Some(control_at()),
                         reason: format!(
                             "unknown order control code `{}`",
                             control.chars().take(20).collect::<String>()

@@ -89,34 +89,38 @@ impl DateTime {
     }
 
     fn to_iso(&self) -> String {
-        let mut out = format!("{:04}", self.year);
+        // Written digit by digit: this runs for every date of every order.
+        let mut out = String::with_capacity(32);
+        push_year(&mut out, self.year);
         let Some(month) = self.month else { return out };
-        out.push_str(&format!("-{month:02}"));
+        out.push('-');
+        push2(&mut out, month);
         let Some(day) = self.day else { return out };
-        out.push_str(&format!("-{day:02}"));
+        out.push('-');
+        push2(&mut out, day);
         let Some(hour) = self.hour else { return out };
-        out.push_str(&format!(
-            "T{hour:02}:{:02}:{:02}",
-            self.minute.unwrap_or(0),
-            self.second.unwrap_or(0)
-        ));
+        out.push('T');
+        push2(&mut out, hour);
+        out.push(':');
+        push2(&mut out, self.minute.unwrap_or(0));
+        out.push(':');
+        push2(&mut out, self.second.unwrap_or(0));
         if let Some(f) = &self.fraction {
             out.push('.');
             out.push_str(f);
         }
         if let Some(o) = self.offset {
-            let sign = if o < 0 { '-' } else { '+' };
-            let a = o.unsigned_abs();
-            out.push_str(&format!("{sign}{:02}:{:02}", a / 60, a % 60));
+            push_offset(&mut out, o, true);
         }
         out
     }
 
     fn to_hl7(&self) -> String {
-        let mut out = format!("{:04}", self.year);
+        let mut out = String::with_capacity(24);
+        push_year(&mut out, self.year);
         for part in [self.month, self.day, self.hour, self.minute, self.second] {
             match part {
-                Some(p) => out.push_str(&format!("{p:02}")),
+                Some(p) => push2(&mut out, p),
                 None => break,
             }
         }
@@ -130,12 +134,33 @@ impl DateTime {
         if self.has_time()
             && let Some(o) = self.offset
         {
-            let sign = if o < 0 { '-' } else { '+' };
-            let a = o.unsigned_abs();
-            out.push_str(&format!("{sign}{:02}{:02}", a / 60, a % 60));
+            push_offset(&mut out, o, false);
         }
         out
     }
+}
+
+/// Two decimal digits (values above 99 cannot come out of the parser).
+fn push2(out: &mut String, n: u8) {
+    out.push(char::from(b'0' + (n / 10) % 10));
+    out.push(char::from(b'0' + n % 10));
+}
+
+fn push_year(out: &mut String, year: u16) {
+    for d in [year / 1000 % 10, year / 100 % 10, year / 10 % 10, year % 10] {
+        out.push(char::from(b'0' + d as u8));
+    }
+}
+
+/// `+hh:mm` (ISO) or `+hhmm` (HL7) for an offset in minutes.
+fn push_offset(out: &mut String, minutes: i16, iso: bool) {
+    out.push(if minutes < 0 { '-' } else { '+' });
+    let a = minutes.unsigned_abs();
+    push2(out, (a / 60) as u8);
+    if iso {
+        out.push(':');
+    }
+    push2(out, (a % 60) as u8);
 }
 
 /// Splits `+hhmm`/`-hhmm` (HL7) or `+hh:mm`/`-hh:mm`/`Z` (ISO) off the end.
