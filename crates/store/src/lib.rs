@@ -554,6 +554,12 @@ impl Store {
         dispatch!(self.measurement_pdf(org, id))
     }
 
+    /// The PDF report of the measurement whose outbound result message is
+    /// `message_id` (a file destination writes it beside the result file).
+    pub async fn pdf_for_message(&self, message_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self.pdf_for_message(message_id))
+    }
+
     /// Requeues every delivery of the measurement's outbound message (due at
     /// `at`, attempts reset) and returns their ids. `NotFound` if the
     /// measurement is not in `org` or has no delivery.

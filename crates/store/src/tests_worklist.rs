@@ -1085,7 +1085,14 @@ async fn measurement_with_outbound_message_in_one_transaction() {
     );
     assert_eq!(
         store.measurement_pdf(A, &ids.measurement_id).await.unwrap(),
-        Some(pdf)
+        Some(pdf.clone())
+    );
+    // A file destination finds the PDF from the result message it delivers.
+    let message_id = ids.message_id.unwrap();
+    assert_eq!(store.pdf_for_message(message_id).await.unwrap(), Some(pdf));
+    assert_eq!(
+        store.pdf_for_message(message_id + 1000).await.unwrap(),
+        None
     );
 
     // Resend requeues every delivery.

@@ -30,6 +30,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod gdt_map;
 pub mod mapping;
 pub mod model;
 pub mod oru;

@@ -77,6 +77,8 @@ pub const MAX_VALUE_LEN: usize = 32 * 1024;
 pub struct Source {
     pub paths: Vec<String>,
     pub table: Option<String>,
+    /// Only a part of the text: `{ path = "ORC-2.1", split = "-", part = "first" }`.
+    pub split: Option<Split>,
     /// `paths` parsed once, not for every message (`None`: invalid, reported by
     /// [`Mapping::check`]).
     parsed: Vec<Option<Path>>,
@@ -88,6 +90,7 @@ impl Source {
         Source {
             paths,
             table,
+            split: None,
             parsed,
         }
     }
@@ -119,6 +122,13 @@ impl Source {
     /// The paths joined for people: `OBR-5, ORC-7.6`.
     pub fn describe(&self) -> String {
         let mut s = self.paths.join(", ");
+        if let Some(sp) = &self.split {
+            s.push_str(&format!(
+                " ({} part split at `{}`)",
+                sp.part.as_str(),
+                sp.separator
+            ));
+        }
         if let Some(t) = &self.table {
             s.push_str(&format!(" (table `{t}`)"));
         }
@@ -126,19 +136,64 @@ impl Source {
     }
 }
 
+/// A part of a value cut at a separator (WEDA derives a task type and an activity
+/// id from the two halves of its placer order number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub separator: String,
+    pub part: SplitPart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitPart {
+    /// Before the first separator; nothing when the value has none.
+    First,
+    /// After the first separator; the whole value when it has none.
+    Rest,
+}
+
+impl SplitPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitPart::First => "first",
+            SplitPart::Rest => "rest",
+        }
+    }
+}
+
+impl Split {
+    /// The part of `value` this split selects, `None` when it is empty.
+    pub fn apply(&self, value: &str) -> Option<String> {
+        let part = match (value.split_once(self.separator.as_str()), self.part) {
+            (Some((first, _)), SplitPart::First) => first,
+            (Some((_, rest)), SplitPart::Rest) => rest,
+            (None, SplitPart::First) => "",
+            (None, SplitPart::Rest) => value,
+        };
+        let part = part.trim();
+        (!part.is_empty()).then(|| part.to_string())
+    }
+}
+
 impl Serialize for Source {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        match (&self.table, self.paths.as_slice()) {
-            (None, [one]) => s.serialize_str(one),
-            (None, many) => many.serialize(s),
-            (Some(t), paths) => {
-                let mut m = s.serialize_map(Some(2))?;
+        match (&self.table, &self.split, self.paths.as_slice()) {
+            (None, None, [one]) => s.serialize_str(one),
+            (None, None, many) => many.serialize(s),
+            (table, split, paths) => {
+                let mut m = s.serialize_map(None)?;
                 match paths {
                     [one] => m.serialize_entry("path", one)?,
                     many => m.serialize_entry("path", many)?,
                 }
-                m.serialize_entry("table", t)?;
+                if let Some(sp) = split {
+                    m.serialize_entry("split", &sp.separator)?;
+                    m.serialize_entry("part", sp.part.as_str())?;
+                }
+                if let Some(t) = table {
+                    m.serialize_entry("table", t)?;
+                }
                 m.end()
             }
         }
@@ -181,6 +236,7 @@ impl<'de> Deserialize<'de> for Source {
                     Many(Vec<String>),
                 }
                 let (mut paths, mut table) = (Vec::new(), None);
+                let (mut separator, mut part): (Option<String>, Option<String>) = (None, None);
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "path" => {
@@ -193,10 +249,38 @@ impl<'de> Deserialize<'de> for Source {
                             let t: String = map.next_value()?;
                             table = (!t.trim().is_empty()).then_some(t);
                         }
-                        other => return Err(de::Error::unknown_field(other, &["path", "table"])),
+                        "split" => separator = Some(map.next_value()?),
+                        "part" => part = Some(map.next_value()?),
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["path", "table", "split", "part"],
+                            ));
+                        }
                     }
                 }
-                Ok(Source::new(paths, table))
+                let mut src = Source::new(paths, table);
+                src.split = match (separator, part) {
+                    (None, None) => None,
+                    (Some(sep), part) if !sep.is_empty() => Some(Split {
+                        separator: sep,
+                        part: match part.as_deref() {
+                            None | Some("first") => SplitPart::First,
+                            Some("rest") => SplitPart::Rest,
+                            Some(other) => {
+                                return Err(de::Error::custom(format!(
+                                    "part must be \"first\" or \"rest\", not {other:?}"
+                                )));
+                            }
+                        },
+                    }),
+                    _ => {
+                        return Err(de::Error::custom(
+                            "`part` needs a non-empty `split` separator",
+                        ));
+                    }
+                };
+                Ok(src)
             }
         }
         d.deserialize_any(V)
@@ -338,6 +422,8 @@ section!(
         technician: AsSent,
         scheduled_at: DateTime,
         procedure_code: Coded,
+        task_type: Text,
+        activity_id: Text,
     }
 );
 
@@ -758,14 +844,14 @@ pub enum MapError {
 }
 
 impl MapError {
-    fn missing(path: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn missing(path: impl Into<String>, reason: impl Into<String>) -> Self {
         MapError::Missing {
             path: Some(path.into()),
             reason: reason.into(),
         }
     }
 
-    fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
         MapError::Invalid {
             path: Some(path.into()),
             reason: reason.into(),
@@ -1152,7 +1238,10 @@ impl<'a> Reader<'_, 'a> {
     }
 
     fn get_text(&self, src: Option<&Source>) -> Result<Option<String>, MapError> {
-        let v = self.first(src, Self::text)?;
+        let mut v = self.first(src, Self::text)?;
+        if let (Some(text), Some(split)) = (&v, src.and_then(|s| s.split.as_ref())) {
+            v = split.apply(text);
+        }
         Ok(match (v, src.and_then(|s| s.table.as_deref())) {
             (Some(v), Some(table)) => self.mapping.lookup(table, &v),
             (v, _) => v,
@@ -1305,6 +1394,10 @@ impl<'a> Reader<'_, 'a> {
             technician: self.get_as_sent(m.technician.as_ref())?,
             scheduled_at: self.get_time(m.scheduled_at.as_ref(), false)?,
             procedure_code: self.get_coded(m.procedure_code.as_ref())?,
+            task_type: self.get_text(m.task_type.as_ref())?,
+            activity_id: self.get_text(m.activity_id.as_ref())?,
+            received_at: None,
+            extra: Default::default(),
         })
     }
 

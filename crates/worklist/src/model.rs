@@ -213,6 +213,21 @@ pub struct Order {
     /// OBR-44 procedure code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub procedure_code: Option<Coded>,
+    /// A task type derived from the order (WEDA: ORC-2.1 before its `-`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_type: Option<String>,
+    /// An activity id derived from the order (WEDA: ORC-2.1 after its `-`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<String>,
+    /// When medrelay received the order (ISO 8601, UTC): stamped on every order,
+    /// whatever the sender's clock said (WEDA's `requestedDate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<String>,
+    /// Fields of the source format kept verbatim, keyed by their name there (GDT:
+    /// the field id, `"8316"` sender id, `"9218"` version …): what a result
+    /// must echo and what no canonical field covers.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

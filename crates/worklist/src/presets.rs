@@ -13,6 +13,7 @@
 //! assert!(presets::get("no-such-preset").is_none());
 //! ```
 
+use crate::gdt_map::{GdtMapping, merge_tables};
 use crate::mapping::{Mapping, MappingError};
 
 /// A ready-made mapping.
@@ -31,16 +32,88 @@ const FILES: &[(&str, &str)] = &[
     ("iris", include_str!("../presets/iris.toml")),
     ("isoz", include_str!("../presets/isoz.toml")),
     ("nextgen", include_str!("../presets/nextgen.toml")),
+    ("weda", include_str!("../presets/weda.toml")),
 ];
 
-/// Names of every preset this crate ships.
+/// The GDT presets: a [`GdtMapping`] each.
+const GDT_FILES: &[(&str, &str)] = &[
+    ("gdt", include_str!("../presets/gdt.toml")),
+    ("doctolib", include_str!("../presets/doctolib.toml")),
+    ("tomedo", include_str!("../presets/tomedo.toml")),
+];
+
+/// Names of every HL7 preset this crate ships.
 pub fn names() -> Vec<&'static str> {
     FILES.iter().map(|(n, _)| *n).collect()
 }
 
+/// Names of every GDT preset this crate ships.
+pub fn gdt_names() -> Vec<&'static str> {
+    GDT_FILES.iter().map(|(n, _)| *n).collect()
+}
+
 /// The preset's source file, as shipped.
 pub fn source(name: &str) -> Option<&'static str> {
-    FILES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    FILES
+        .iter()
+        .chain(GDT_FILES)
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+}
+
+/// A ready-made GDT mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GdtPreset {
+    pub name: &'static str,
+    pub description: String,
+    /// The preset file without its `[preset]` table: overrides are merged into it
+    /// before it becomes a [`GdtMapping`].
+    pub table: toml::Table,
+}
+
+impl GdtPreset {
+    /// The preset's mapping with an integration's overrides merged in, checked.
+    pub fn mapping(&self, overrides: Option<&toml::Table>) -> Result<GdtMapping, String> {
+        let mut t = self.table.clone();
+        if let Some(o) = overrides {
+            merge_tables(&mut t, o);
+        }
+        GdtMapping::from_table(&t).map_err(|e| e.to_string())
+    }
+}
+
+/// Loads a GDT preset.
+pub fn gdt(name: &str) -> Result<GdtPreset, PresetError> {
+    let (static_name, text) = GDT_FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| PresetError::Unknown(name.to_string()))?;
+    let invalid = |reason: String| PresetError::Invalid {
+        name: name.to_string(),
+        reason,
+    };
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let meta = match table.remove("preset") {
+        Some(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    };
+    let text_of = |k: &str| meta.get(k).and_then(|d| d.as_str()).map(str::to_string);
+    let description = text_of("description").unwrap_or_default();
+    // One level of `extends` (the vendor presets extend `gdt`, which extends nothing).
+    if let Some(base) = text_of("extends") {
+        if base == name {
+            return Err(invalid("a preset cannot extend itself".into()));
+        }
+        let mut merged = gdt(&base)?.table;
+        merge_tables(&mut merged, &table);
+        table = merged;
+    }
+    GdtMapping::from_table(&table).map_err(|e| invalid(e.to_string()))?;
+    Ok(GdtPreset {
+        name: static_name,
+        description,
+        table,
+    })
 }
 
 /// Why a preset file could not be loaded (a packaging bug; the tests load them all).
@@ -125,7 +198,9 @@ mod tests {
     fn all_presets_load_and_check() {
         assert_eq!(
             names(),
-            ["hl7-mllp", "birpis", "hipokrat", "iris", "isoz", "nextgen"]
+            [
+                "hl7-mllp", "birpis", "hipokrat", "iris", "isoz", "nextgen", "weda"
+            ]
         );
         for name in names() {
             let p = load(name).unwrap();
@@ -134,10 +209,16 @@ mod tests {
             if let Err(errors) = p.mapping.check() {
                 panic!("{name}: {errors:#?}");
             }
-            // Every canonical field is mapped by every preset.
+            // Every canonical field is mapped by every preset (the derived WEDA
+            // fields only by `weda`).
             for (key, _, src) in p.mapping.entries() {
                 let src = src.unwrap_or_else(|| panic!("{name}: {key} not mapped"));
-                assert!(!src.paths.is_empty(), "{name}: {key} switched off");
+                let derived = ["order.task_type", "order.activity_id"].contains(&key.as_str());
+                assert_eq!(
+                    src.paths.is_empty(),
+                    derived && name != "weda",
+                    "{name}: {key} switched off or on"
+                );
             }
             assert_eq!(
                 p.mapping.oru.sending_application.as_deref(),
@@ -159,6 +240,15 @@ mod tests {
             assert_eq!(m.tables, generic.tables);
         }
         assert_eq!(load("x"), Err(PresetError::Unknown("x".into())));
+        for name in gdt_names() {
+            let p = gdt(name).unwrap();
+            assert!(!p.description.is_empty(), "{name}");
+            let m = p.mapping(None).unwrap();
+            assert_eq!(m.patient.family.unwrap().fields, ["3101"], "{name}");
+        }
+        assert!(gdt("nextgen").is_err());
+        assert_eq!(gdt_names(), ["gdt", "doctolib", "tomedo"]);
+        assert_eq!(gdt("doctolib").unwrap().table, gdt("gdt").unwrap().table);
         assert!(source("iris").unwrap().contains("extends"));
     }
 }

@@ -127,6 +127,7 @@ fn every_preset_maps_every_seed_field() {
                 technician: Some("T1&TECH&TOM".into()),
                 scheduled_at: Some("2025-03-15T14:00:00".into()),
                 procedure_code: Some(coded("93000", "ECG routine", "C4")),
+                ..Order::default()
             },
             "{name}"
         );
@@ -521,4 +522,46 @@ fn adt_upserts_the_patient() {
         assert_eq!(patient.birth_date.as_deref(), Some("1975-10-22"));
         assert_eq!(patient.email.as_deref(), Some("pedro@example.com"));
     }
+}
+
+/// `weda`: the generic fields plus a task type and an activity id cut from ORC-2.1.
+#[test]
+fn weda_derives_task_type_and_activity_id_from_the_placer_number() {
+    let (patient, appt) = create(map(&full_orm("NW"), &preset("weda")).unwrap());
+    // ORC-2 is `ORD-2025-001^HIS`: split at the first `-`.
+    assert_eq!(appt.order.task_type.as_deref(), Some("ORD"));
+    assert_eq!(appt.order.activity_id.as_deref(), Some("2025-001"));
+    assert_eq!(appt.order.placer_order.as_deref(), Some("ORD-2025-001"));
+    // First components, as WEDA's mapping names them.
+    assert_eq!(appt.visit.location.as_deref(), Some("CARDIO"));
+    assert_eq!(appt.visit.class.as_deref(), Some("O"));
+    assert_eq!(patient.sex.as_deref(), Some("male"));
+    assert_eq!(patient.birth_date.as_deref(), Some("1975-10-22"));
+    // The generic preset leaves them off.
+    let (_, generic) = create(map(&full_orm("NW"), &preset("hl7-mllp")).unwrap());
+    assert_eq!(generic.order.task_type, None);
+    assert_eq!(generic.order.activity_id, None);
+}
+
+#[test]
+fn split_parts() {
+    use medrelay_worklist::mapping::{Split, SplitPart};
+    let first = Split {
+        separator: "-".into(),
+        part: SplitPart::First,
+    };
+    let rest = Split {
+        separator: "-".into(),
+        part: SplitPart::Rest,
+    };
+    assert_eq!(first.apply("ECG-000123").as_deref(), Some("ECG"));
+    assert_eq!(rest.apply("ECG-000123").as_deref(), Some("000123"));
+    assert_eq!(first.apply("000123"), None);
+    assert_eq!(rest.apply("000123").as_deref(), Some("000123"));
+    assert_eq!(rest.apply("ECG-"), None);
+    // A bad `part` is a configuration error, not a silent default.
+    let bad = Mapping::from_toml_str(
+        "[order]\ntask_type = { path = \"ORC-2.1\", split = \"-\", part = \"middle\" }\n",
+    );
+    assert!(bad.is_err());
 }

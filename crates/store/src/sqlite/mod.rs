@@ -736,6 +736,14 @@ impl SqliteBackend {
             .await
     }
 
+    pub(crate) async fn pdf_for_message(
+        &self,
+        message_id: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| worklist::pdf_for_message(c, message_id))
+            .await
+    }
+
     pub(crate) async fn resend_measurement(
         &self,
         org: &str,

@@ -144,6 +144,15 @@ impl MergeFrom for Vec<String> {
     }
 }
 
+/// Like any JSON object field: a non-empty map replaces the stored one.
+impl MergeFrom for std::collections::BTreeMap<String, String> {
+    fn merge_from(&mut self, new: &Self) {
+        if !new.is_empty() {
+            self.clone_from(new);
+        }
+    }
+}
+
 /// Field-by-field merge of a model struct. The destructuring lists every field
 /// (no `..`), so a field added to the model fails to compile here until it is
 /// given a merge rule.
@@ -185,6 +194,10 @@ fn merge_order(old: &Order, new: &Order) -> Order {
             technician,
             scheduled_at,
             procedure_code,
+            task_type,
+            activity_id,
+            received_at,
+            extra,
         }
     );
     out
@@ -1563,6 +1576,17 @@ pub(crate) fn measurement_pdf(
     Ok(conn
         .prepare_cached("SELECT report_pdf FROM measurements WHERE id = ?1 AND org = ?2")?
         .query_row(params![id, org], |row| row.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten())
+}
+
+pub(crate) fn pdf_for_message(
+    conn: &Connection,
+    message_id: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT report_pdf FROM measurements WHERE message_id = ?1")?
+        .query_row(params![message_id], |row| row.get::<_, Option<Vec<u8>>>(0))
         .optional()?
         .flatten())
 }
