@@ -54,6 +54,10 @@ pub struct Reply {
     pub ack: Vec<u8>,
     pub message_id: Option<i64>,
     pub code: AckCode,
+    /// Why the message was not accepted (what the ACK's ERR says).
+    pub error: Option<String>,
+    /// Not accepted now, but worth sending again (the store was unavailable).
+    pub retryable: bool,
 }
 
 impl Channel {
@@ -270,6 +274,8 @@ impl Channel {
                         ack,
                         message_id: Some(message_id),
                         code: AckCode::AA,
+                        error: None,
+                        retryable: false,
                     },
                 }
             }
@@ -283,6 +289,8 @@ impl Channel {
                     ack: original_ack.unwrap_or(ack),
                     message_id: Some(original_id),
                     code: AckCode::AA,
+                    error: None,
+                    retryable: false,
                 }
             }
             Err(e) => self.store_failed(&e, received_at),
@@ -355,6 +363,8 @@ impl Channel {
             ack,
             message_id: Some(message_id),
             code,
+            error: None,
+            retryable: false,
         }
     }
 
@@ -369,21 +379,24 @@ impl Channel {
     ) -> Reply {
         let rec = InboundRecord {
             ack: Some(ack.clone()),
-            error: Some(error),
+            error: Some(error.clone()),
             ..rec
         };
-        let message_id = match self.store.record_inbound(rec).await {
-            Ok(InboundOutcome::Stored { message_id, .. }) => Some(message_id),
-            Ok(InboundOutcome::Duplicate { original_id, .. }) => Some(original_id),
+        let (message_id, stored) = match self.store.record_inbound(rec).await {
+            Ok(InboundOutcome::Stored { message_id, .. }) => (Some(message_id), true),
+            Ok(InboundOutcome::Duplicate { original_id, .. }) => (Some(original_id), true),
             Err(e) => {
                 warn!(channel = %self.name, error = %e, "could not store a rejected message");
-                None
+                (None, false)
             }
         };
         Reply {
             ack,
             message_id,
             code,
+            error: Some(error),
+            // The evidence is not kept yet: a file stays where it is for another try.
+            retryable: !stored,
         }
     }
 
@@ -403,6 +416,8 @@ impl Channel {
             ack,
             message_id: None,
             code: AckCode::AE,
+            error: Some(format!("the message could not be stored: {e}")),
+            retryable: true,
         }
     }
 

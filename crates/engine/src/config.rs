@@ -211,11 +211,32 @@ pub struct DestinationConfig {
     /// The same for AR (or CR), which usually means "never send this again".
     #[serde(default)]
     pub retry_on_ar: bool,
-    /// Folder to write each message to (written under a temporary name, then renamed).
+    /// Folder to write each message to (written under a temporary name, then
+    /// renamed): a path or an `ftp://`, `ftps://`, `sftp://` URL.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Credentials for a remote `file` folder.
+    #[serde(default)]
+    pub remote: FolderAccess,
+    /// HTTP(S) address each message is sent to; `{message_id}`, `{delivery_id}`
+    /// and `{control_id}` are filled in. `ack_timeout` limits the whole request,
+    /// `tls` gives a CA and a client certificate.
+    #[serde(default)]
+    pub http: Option<String>,
+    /// `POST` (default), `PUT` or `PATCH`.
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Default by payload: HL7 `application/hl7-v2`, JSON `application/json`.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// `{ api_key = …, header = … }`, `{ basic = { user, password } }`,
+    /// `{ bearer = … }`, `{ client_id = …, client_secret = … }`.
+    #[serde(default)]
+    pub auth: Option<crate::destination::http::HttpAuth>,
     /// File name pattern: `{control_id}`, `{message_id}`, `{delivery_id}`, `{channel}`,
-    /// `{type}`, `{timestamp}`.
+    /// `{type}`, `{timestamp}`; for GDT results also `{receiver}`, `{sender}`, `{id}`.
     #[serde(default = "default_pattern")]
     pub pattern: String,
     #[serde(default)]
@@ -288,17 +309,45 @@ impl DestinationConfig {
             retry_on_ae: false,
             retry_on_ar: false,
             file: None,
+            remote: FolderAccess::default(),
+            http: None,
+            method: None,
+            headers: Default::default(),
+            content_type: None,
+            auth: None,
             pattern: default_pattern(),
             retry: RetryPolicy::default(),
         }
     }
 
     pub fn kind(&self) -> &'static str {
-        match (&self.mllp, &self.file) {
-            (Some(_), _) => "mllp",
-            (None, Some(_)) => "file",
+        match (&self.mllp, &self.file, &self.http) {
+            (Some(_), _, _) => "mllp",
+            (None, Some(_), _) => "file",
+            (None, None, Some(_)) => "http",
             _ => "none",
         }
+    }
+
+    /// The HTTP connector's settings, when this is an HTTP destination.
+    pub fn http_config(&self) -> Option<crate::destination::http::HttpDestinationConfig> {
+        use crate::destination::http::{HttpDestinationConfig, HttpTls};
+        let url = self.http.as_ref()?;
+        let mut h = HttpDestinationConfig::new(url);
+        if let Some(m) = &self.method {
+            h.method = m.clone();
+        }
+        h.headers = self.headers.clone();
+        h.content_type = self.content_type.clone();
+        h.auth = self.auth.clone();
+        h.tls = self.tls.as_ref().map(|t| HttpTls {
+            ca: Some(t.ca.clone()),
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        });
+        h.connect_timeout = self.connect_timeout;
+        h.timeout = self.ack_timeout;
+        Some(h)
     }
 }
 
@@ -364,11 +413,26 @@ pub fn check_channels(channels: &[ChannelConfig]) -> Vec<String> {
                     "{at}: another destination of this channel has the same name"
                 ));
             }
+            let kinds = [
+                dest.mllp.is_some(),
+                dest.file.is_some(),
+                dest.http.is_some(),
+            ];
+            if kinds.iter().filter(|k| **k).count() > 1 {
+                errors.push(format!(
+                    "{at}: set exactly one of `mllp`, `file` or `http`, not several"
+                ));
+                continue;
+            }
+            if let Some(h) = dest.http_config() {
+                if let Err(e) = crate::destination::http::HttpDestination::new(h) {
+                    errors.push(format!("{at}: {e}"));
+                }
+                continue;
+            }
             match (&dest.mllp, &dest.file) {
-                (Some(_), Some(_)) => errors.push(format!(
-                    "{at}: set exactly one of `mllp` or `file`, not both"
-                )),
-                (None, None) => errors.push(format!("{at}: set one of `mllp` or `file`")),
+                (Some(_), Some(_)) => {}
+                (None, None) => errors.push(format!("{at}: set one of `mllp`, `file` or `http`")),
                 (Some(addr), None) => {
                     if addr
                         .rsplit_once(':')
@@ -434,4 +498,84 @@ mod tests {
         assert!(!p.exhausted(4));
         assert!(p.exhausted(5));
     }
+}
+
+/// How to reach a remote folder (`ftp://`, `ftps://`, `sftp://`); ignored for
+/// local folders but the time limits. Secrets take `env:NAME`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderAccess {
+    #[serde(default)]
+    pub password: Option<String>,
+    /// SFTP: an OpenSSH private key file instead of (or besides) the password.
+    #[serde(default)]
+    pub private_key: Option<PathBuf>,
+    #[serde(default)]
+    pub key_passphrase: Option<String>,
+    /// SFTP: the server's host key fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it.
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// SFTP: an OpenSSH `known_hosts` file, instead of `host_key`.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// SFTP: accept any host key (tests and first set-up only).
+    #[serde(default)]
+    pub insecure_skip_host_key: bool,
+    /// FTPS: a CA certificate (PEM) to trust besides the system's.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    pub io_timeout: Duration,
+}
+
+impl Default for FolderAccess {
+    fn default() -> Self {
+        FolderAccess {
+            password: None,
+            private_key: None,
+            key_passphrase: None,
+            host_key: None,
+            known_hosts: None,
+            insecure_skip_host_key: false,
+            ca: None,
+            connect_timeout: default_connect_timeout(),
+            io_timeout: default_ack_timeout(),
+        }
+    }
+}
+
+impl FolderAccess {
+    pub fn options(&self) -> medrelay_folder::FolderOptions {
+        medrelay_folder::FolderOptions {
+            password: self.password.clone(),
+            private_key: self.private_key.clone(),
+            key_passphrase: self.key_passphrase.clone(),
+            host_key_fingerprint: self.host_key.clone(),
+            known_hosts: self.known_hosts.clone(),
+            insecure_skip_host_key: self.insecure_skip_host_key,
+            ca: self.ca.clone(),
+            connect_timeout: self.connect_timeout,
+            io_timeout: self.io_timeout,
+        }
+    }
+}
+
+/// How an inbound folder is watched and what happens to a file afterwards.
+#[derive(Debug, Clone)]
+pub struct FolderInbound {
+    /// Where processed files go, relative to the folder or absolute.
+    pub archive: String,
+    /// Where rejected files go, each with a `<name>.error.txt`.
+    pub error: String,
+    /// Delete processed files instead of archiving them.
+    pub delete_after: bool,
+    /// The scan interval (local folders are also woken by notification).
+    pub poll: Duration,
+    /// How long a file's size and time must stay the same before it is taken.
+    pub settle: Duration,
+    /// Only these extensions (`gdt` also matches numbered ones: `.001`); all when empty.
+    pub extensions: Option<Vec<String>>,
+    pub max_file_bytes: u64,
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{
-    ChannelConfig, ClientTls, DEFAULT_ORG, DestinationConfig, RetryPolicy, ServerTls, SourceConfig,
-    valid_name,
+    ChannelConfig, ClientTls, DEFAULT_ORG, DestinationConfig, FolderAccess, FolderInbound,
+    RetryPolicy, ServerTls, SourceConfig, valid_name,
 };
 
 fn default_org() -> String {
@@ -68,6 +68,34 @@ pub struct InboundConfig {
     pub idle_timeout: Option<Duration>,
     #[serde(default)]
     pub max_connections: Option<usize>,
+
+    /// File presets: the folder the EHR drops its files into: a path, or an
+    /// `ftp://`, `ftps://` or `sftp://` URL.
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// Processed files go here (relative to `folder`, or absolute); default `archive`.
+    #[serde(default)]
+    pub archive: Option<String>,
+    /// Rejected files go here with a `<name>.error.txt`; default `error`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// `"archive"` (default) or `"delete"` processed files.
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub poll: Option<Duration>,
+    /// How long a file must stay unchanged before it is taken (default 1 s; `0s`
+    /// when the EHR always writes under a temporary name and renames).
+    #[serde(default, with = "humantime_serde")]
+    pub settle: Option<Duration>,
+    /// Only files with these extensions; the preset's by default.
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_file_bytes: Option<u64>,
+    /// Credentials and host checks for a remote `folder`.
+    #[serde(default)]
+    pub remote: FolderAccess,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,16 +122,123 @@ pub struct OutboundConfig {
     pub receiving_application: Option<String>,
     #[serde(default)]
     pub receiving_facility: Option<String>,
+
+    /// File results: the folder the result files are written to (a path or an
+    /// `ftp://`, `ftps://`, `sftp://` URL).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// The result file's name; GDT default `{receiver}{sender}.gdt` (the GDT
+    /// convention: receiver id, sender id), HL7 default `{control_id}.hl7`.
+    #[serde(default)]
+    pub file_name: Option<String>,
+    /// The folder as the practice system sees it, for the PDF reference inside a
+    /// GDT result (`C:\GDT\in`); default: `folder` itself for a local folder,
+    /// the bare file name for a remote one.
+    #[serde(default)]
+    pub pdf_folder: Option<String>,
+    /// Credentials for a remote `folder`.
+    #[serde(default)]
+    pub remote: FolderAccess,
+
+    /// HTTP results (WEDA): the address each result is POSTed to. 2xx: sent;
+    /// 429, 5xx and network errors: retried with backoff; other 4xx: failed, with
+    /// the answer kept. `ack_timeout` limits each request, `tls` adds a CA and a
+    /// client certificate.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `{ api_key = "env:KEY", header = "X-Api-Key" }`, `{ bearer = … }`,
+    /// `{ basic = { user, password } }`, `{ client_id = …, client_secret = … }`.
+    #[serde(default)]
+    pub auth: Option<crate::destination::http::HttpAuth>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// The HL7 presets this build knows (the transport side; mappings are data in
-/// `crates/worklist/presets`).
-pub const HL7_PRESETS: &[&str] = &["hl7-mllp", "birpis", "hipokrat", "iris", "isoz", "nextgen"];
+/// `crates/worklist/presets`). All but `weda` receive over MLLP by default.
+pub const HL7_PRESETS: &[&str] = &[
+    "hl7-mllp", "birpis", "hipokrat", "iris", "isoz", "nextgen", "weda",
+];
+
+/// The GDT presets: 6302 request files in, 6310 result files + PDF out.
+pub const GDT_PRESETS: &[&str] = &["gdt", "doctolib", "tomedo"];
+
+/// What an integration's orders and results are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Hl7,
+    Gdt,
+}
+
+/// The format of a preset, `None` for one this build does not know.
+pub fn preset_format(preset: &str) -> Option<Format> {
+    if HL7_PRESETS.contains(&preset) {
+        Some(Format::Hl7)
+    } else if GDT_PRESETS.contains(&preset) {
+        Some(Format::Gdt)
+    } else {
+        None
+    }
+}
 
 impl IntegrationConfig {
+    pub fn format(&self) -> Option<Format> {
+        preset_format(&self.preset)
+    }
+
     /// The inbound channel, when the integration listens for MLLP.
     pub fn channel(&self) -> Option<ChannelConfig> {
         let addr = self.inbound.mllp?;
+        Some(self.channel_on(addr))
+    }
+
+    /// The channel pipeline of an HL7 file integration: the same parse, validate,
+    /// map and store as MLLP, without a listener.
+    pub(crate) fn file_channel(&self) -> ChannelConfig {
+        self.channel_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Where the practice system finds a result's PDF, for the reference inside
+    /// a GDT result; `None` when results are not written as files.
+    pub fn pdf_folder(&self) -> Option<String> {
+        let o = &self.outbound;
+        let folder = o.folder.as_ref()?;
+        if let Some(p) = &o.pdf_folder {
+            return Some(p.clone());
+        }
+        let local = medrelay_folder::FolderSpec::parse(folder)
+            .map(|s| s.is_local())
+            .unwrap_or(false);
+        Some(if local { folder.clone() } else { String::new() })
+    }
+
+    /// How the inbound folder is watched.
+    pub fn folder_inbound(&self) -> FolderInbound {
+        let i = &self.inbound;
+        let default_ext: &[&str] = match self.format() {
+            Some(Format::Gdt) => &["gdt"],
+            _ => &["hl7", "txt", "msg"],
+        };
+        FolderInbound {
+            archive: i.archive.clone().unwrap_or_else(|| "archive".into()),
+            error: i.error.clone().unwrap_or_else(|| "error".into()),
+            delete_after: i.after.as_deref() == Some("delete"),
+            poll: i.poll.unwrap_or(Duration::from_secs(2)),
+            settle: i.settle.unwrap_or(Duration::from_secs(1)),
+            extensions: Some(
+                i.extensions
+                    .clone()
+                    .unwrap_or_else(|| default_ext.iter().map(|s| s.to_string()).collect()),
+            ),
+            max_file_bytes: i.max_file_bytes.unwrap_or(64 * 1024 * 1024),
+        }
+    }
+
+    fn channel_on(&self, addr: SocketAddr) -> ChannelConfig {
         let mut source = SourceConfig::mllp(addr);
         source.allow = self.inbound.allow.clone();
         source.tls = self.inbound.tls.clone();
@@ -119,12 +254,51 @@ impl IntegrationConfig {
         let mut ch = ChannelConfig::new(&self.name, source);
         ch.org = self.org.clone();
         ch.dedup_window = self.dedup_window;
-        Some(ch)
+        ch
     }
 
     /// The results destination: AA sent; AE, timeouts and refused connections
-    /// retried with backoff; AR failed for good with the EHR's reason kept.
+    /// retried with backoff; AR failed for good with the EHR's reason kept. File
+    /// results are written into `outbound.folder`.
     pub fn results_destination(&self) -> Option<DestinationConfig> {
+        if let Some(folder) = &self.outbound.folder {
+            let mut d = DestinationConfig::mllp(RESULTS, "");
+            d.mllp = None;
+            d.file = Some(folder.into());
+            d.remote = self.outbound.remote.clone();
+            d.pattern = self.outbound.file_name.clone().unwrap_or_else(|| {
+                match self.format() {
+                    Some(Format::Gdt) => "{receiver}{sender}.gdt",
+                    _ => "{control_id}.hl7",
+                }
+                .to_string()
+            });
+            if let Some(r) = &self.outbound.retry {
+                d.retry = r.clone();
+            }
+            return Some(d);
+        }
+        if let Some(url) = &self.outbound.url {
+            let o = &self.outbound;
+            let mut d = DestinationConfig::mllp(RESULTS, "");
+            d.mllp = None;
+            d.http = Some(url.clone());
+            d.auth = o.auth.clone();
+            d.headers = o.headers.clone();
+            d.method = o.method.clone();
+            d.content_type = o.content_type.clone();
+            d.tls = o.tls.clone();
+            if let Some(v) = o.connect_timeout {
+                d.connect_timeout = v;
+            }
+            if let Some(v) = o.ack_timeout {
+                d.ack_timeout = v;
+            }
+            if let Some(r) = &o.retry {
+                d.retry = r.clone();
+            }
+            return Some(d);
+        }
         let addr = self.outbound.mllp.clone()?;
         let mut d = DestinationConfig::mllp(RESULTS, &addr);
         d.tls = self.outbound.tls.clone();
@@ -161,18 +335,72 @@ impl IntegrationConfig {
                 "{at}: group must be 1-64 characters of a-z, 0-9 and '-'"
             ));
         }
-        if !HL7_PRESETS.contains(&self.preset.as_str()) {
+        let Some(format) = self.format() else {
             out.push(format!(
-                "{at}: unknown preset {:?}; this build knows {}",
+                "{at}: unknown preset {:?}; this build knows {}, {}",
                 self.preset,
-                HL7_PRESETS.join(", ")
+                HL7_PRESETS.join(", "),
+                GDT_PRESETS.join(", ")
             ));
             return out;
-        }
-        if self.inbound.mllp.is_none() {
-            out.push(format!(
-                "{at}: preset {:?} receives orders over MLLP: set inbound.mllp = \"HOST:PORT\"",
+        };
+        let i = &self.inbound;
+        match (format, i.mllp.is_some(), i.folder.is_some()) {
+            (_, true, true) => out.push(format!(
+                "{at}: set one of inbound.mllp or inbound.folder, not both"
+            )),
+            (Format::Hl7, false, false) => out.push(format!(
+                "{at}: preset {:?} receives HL7: set inbound.mllp = \"HOST:PORT\" or inbound.folder = \"/path\"",
                 self.preset
+            )),
+            (Format::Gdt, true, _) | (Format::Gdt, false, false) => out.push(format!(
+                "{at}: preset {:?} receives GDT files: set inbound.folder = \"/path\" (or an ftp://, ftps://, sftp:// URL)",
+                self.preset
+            )),
+            _ => {}
+        }
+        if let Some(f) = &i.folder
+            && let Err(e) = medrelay_folder::FolderSpec::parse(f)
+        {
+            out.push(format!("{at}: inbound.folder: {e}"));
+        }
+        let o = &self.outbound;
+        let outs: Vec<&str> = [
+            ("outbound.mllp", o.mllp.is_some()),
+            ("outbound.folder", o.folder.is_some()),
+            ("outbound.url", o.url.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| *k)
+        .collect();
+        if outs.len() > 1 {
+            out.push(format!("{at}: set one of {}, not several", outs.join(", ")));
+        }
+        if format == Format::Gdt && (o.mllp.is_some() || o.url.is_some()) {
+            out.push(format!(
+                "{at}: preset {:?} answers with GDT files: set outbound.folder",
+                self.preset
+            ));
+        }
+        if outs.len() == 1
+            && let Some(d) = self.results_destination()
+            && let Some(h) = d.http_config()
+            && let Err(e) = crate::destination::http::HttpDestination::new(h)
+        {
+            out.push(format!("{at}: outbound: {e}"));
+        }
+        if let Some(f) = &o.folder
+            && let Err(e) = medrelay_folder::FolderSpec::parse(f)
+        {
+            out.push(format!("{at}: outbound.folder: {e}"));
+        }
+        if let Some(a) = &i.after
+            && a != "archive"
+            && a != "delete"
+        {
+            out.push(format!(
+                "{at}: inbound.after must be \"archive\" or \"delete\", not {a:?}"
             ));
         }
         // Without an outbound side, results stay in medrelay (status `stored`):

@@ -10,6 +10,8 @@ pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod destination;
+pub mod folder_source;
+pub mod intake;
 pub mod integration;
 pub mod metrics;
 pub mod queue;
@@ -108,10 +110,29 @@ impl Engine {
                 Some(dest) => Some(engine.results_worker(cfg, &dest)?),
                 None => None,
             };
-            if let Some(ch) = cfg.channel() {
-                engine.channel(&ch, Some(stage.clone())).await?;
+            match (cfg.format(), &cfg.inbound.folder) {
+                (Some(integration::Format::Hl7), Some(folder)) => {
+                    let channel = engine.pipeline(&cfg.file_channel(), Some(stage.clone()))?;
+                    engine.folder_source(cfg, folder, Arc::new(intake::Hl7Files { channel }))?;
+                }
+                (Some(integration::Format::Gdt), Some(folder)) => {
+                    let handler = intake::GdtFiles::new(cfg, stage.clone(), store.clone());
+                    engine.folder_source(cfg, folder, Arc::new(handler))?;
+                }
+                _ => {
+                    if let Some(ch) = cfg.channel() {
+                        engine.channel(&ch, Some(stage.clone())).await?;
+                    }
+                }
             }
-            routes.insert(cfg.name.clone(), results::ResultsRoute { stage, queue });
+            routes.insert(
+                cfg.name.clone(),
+                results::ResultsRoute {
+                    stage,
+                    queue,
+                    pdf_folder: cfg.pdf_folder(),
+                },
+            );
         }
         Ok(Engine {
             results: results::Results::new(store, routes, engine.control_ids.clone()),
@@ -189,7 +210,7 @@ impl Starting {
             channel: channel.to_string(),
             destination: name.to_string(),
             store: self.store.clone(),
-            connector: destination::Connector::new(dest, channel)?,
+            connector: destination::Connector::new(dest, channel, &self.store)?,
             retry: dest.retry.clone(),
             wake: wake.clone(),
             done,
@@ -210,11 +231,12 @@ impl Starting {
         Ok((key, wake))
     }
 
-    async fn channel(
+    /// A channel's pipeline and its destination workers, without a source.
+    fn pipeline(
         &mut self,
         cfg: &ChannelConfig,
         worklist: Option<Arc<worklist_stage::WorklistStage>>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Arc<Channel>, EngineError> {
         let (done, _) = broadcast::channel(4096);
         let mut keys = Vec::new();
         let mut wakes = Vec::new();
@@ -235,7 +257,40 @@ impl Starting {
             done,
             worklist,
         )?);
+        for w in pending_workers {
+            self.workers.spawn(w.run(self.shutdown.clone()));
+        }
+        Ok(channel)
+    }
 
+    /// An inbound folder feeding `handler`.
+    fn folder_source(
+        &mut self,
+        cfg: &IntegrationConfig,
+        folder: &str,
+        handler: Arc<dyn folder_source::FileHandler>,
+    ) -> Result<(), EngineError> {
+        let spec = medrelay_folder::FolderSpec::parse(folder).map_err(|e| {
+            EngineError::Config(format!("integration {}: inbound.folder: {e}", cfg.name))
+        })?;
+        let source = folder_source::FolderSource {
+            channel: cfg.name.clone(),
+            folder: medrelay_folder::Folder::new(spec, cfg.inbound.remote.options()),
+            cfg: cfg.folder_inbound(),
+            handler,
+        };
+        let span = tracing::error_span!("channel", name = %cfg.name);
+        self.listeners
+            .spawn(source.run(self.shutdown.clone()).instrument(span));
+        Ok(())
+    }
+
+    async fn channel(
+        &mut self,
+        cfg: &ChannelConfig,
+        worklist: Option<Arc<worklist_stage::WorklistStage>>,
+    ) -> Result<(), EngineError> {
+        let channel = self.pipeline(cfg, worklist)?;
         let src = &cfg.source;
         let allow = mllp::AllowList::parse(&src.allow)
             .map_err(|e| EngineError::Config(format!("channel {}: {e}", cfg.name)))?;
@@ -272,9 +327,6 @@ impl Starting {
             }
             .instrument(span),
         );
-        for w in pending_workers {
-            self.workers.spawn(w.run(self.shutdown.clone()));
-        }
         Ok(())
     }
 }

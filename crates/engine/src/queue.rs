@@ -107,10 +107,14 @@ impl QueueWorker {
             Err(err) => {
                 let attempts = d.attempts.saturating_add(1);
                 let permanent = !err.retryable || self.retry.exhausted(attempts);
-                let retry_at = (!permanent).then(|| {
-                    at + i64::try_from(self.retry.backoff(attempts).as_millis())
-                        .unwrap_or(i64::MAX / 2)
-                });
+                // The other side's Retry-After wins over a shorter backoff, up to
+                // the policy's longest pause.
+                let pause = match err.retry_after {
+                    Some(asked) => self.retry.backoff(attempts).max(asked.min(self.retry.max)),
+                    None => self.retry.backoff(attempts),
+                };
+                let retry_at = (!permanent)
+                    .then(|| at + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX / 2));
                 if permanent {
                     self.metrics.failed.increment(1);
                     warn!(destination = %self.key, delivery = d.id, attempts, error = %err.message, "delivery failed for good");

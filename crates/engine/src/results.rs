@@ -46,6 +46,9 @@ pub struct Submitted {
 /// Where an integration's results go.
 pub(crate) struct ResultsRoute {
     pub stage: Arc<WorklistStage>,
+    /// File results: where the practice system finds the PDF written beside the
+    /// result (the folder as it sees it), for the reference inside the result.
+    pub pdf_folder: Option<String>,
     /// Queue key and the wake-up of its worker; `None` without an outbound side.
     pub queue: Option<(String, Arc<Notify>)>,
 }
@@ -110,15 +113,27 @@ impl Results {
         };
         let now = now_ms();
         let control_id = self.control_ids.next();
-        let oru = route
+        let pdf_reference = route
+            .pdf_folder
+            .as_deref()
+            .filter(|_| !m.report_pdf.is_empty())
+            .map(|dir| pdf_reference(dir, &control_id));
+        let result = route
             .stage
-            .build_oru(&appointment, &patient, &m, &control_id, &hl7_timestamp(now))
+            .build_result(
+                &appointment,
+                &patient,
+                &m,
+                &control_id,
+                &hl7_timestamp(now),
+                pdf_reference.as_deref(),
+            )
             .map_err(SubmitError::Build)?;
         let outbound = OutboundMessage {
             org: device.org.clone(),
             channel: appointment.integration.clone(),
             control_id: Some(control_id),
-            message_type: Some("ORU^R01".into()),
+            message_type: Some(result.message_type.into()),
             created_at: now,
             // The queue entry points at the message's bytes: the PDF is not
             // stored a third time.
@@ -127,7 +142,7 @@ impl Results {
                 payload: Vec::new(),
                 not_before: now,
             }],
-            raw: oru,
+            raw: result.raw,
         };
         let ids = self.store.record_measurement(m, Some(outbound)).await?;
         wake.notify_one();
@@ -149,5 +164,36 @@ impl Results {
             }
         }
         Ok(requeued.len())
+    }
+}
+
+/// The PDF's path as the practice system sees it: `dir` joined with the result's
+/// own name, with the separator `dir` already uses (`C:\GDT\in` stays Windows).
+pub fn pdf_reference(dir: &str, control_id: &str) -> String {
+    let name = format!("{control_id}.pdf");
+    if dir.is_empty() {
+        return name;
+    }
+    let sep = if dir.contains('\\') && !dir.contains('/') {
+        '\\'
+    } else {
+        '/'
+    };
+    if dir.ends_with(sep) {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}{sep}{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pdf_reference;
+
+    #[test]
+    fn pdf_references_use_the_folders_separator() {
+        assert_eq!(pdf_reference("C:\\GDT\\in", "42"), "C:\\GDT\\in\\42.pdf");
+        assert_eq!(pdf_reference("/srv/gdt/out/", "42"), "/srv/gdt/out/42.pdf");
+        assert_eq!(pdf_reference("", "42"), "42.pdf");
     }
 }

@@ -1,22 +1,51 @@
 //! The part of an integration that speaks worklist: its preset's mapping (with
-//! the configuration's overrides) for orders in, and its ORU settings for
-//! results out.
+//! the configuration's overrides) for orders in, and its result settings for
+//! results out. HL7 presets map ORM/ADT/SIU and answer with ORU^R01; GDT presets
+//! map 6302 requests and answer with a 6310.
 
+use chrono::{SecondsFormat, Utc};
 use hl7v2::Message;
+use medrelay_worklist::gdt_map::{self, GdtContext, GdtMapping};
 use medrelay_worklist::mapping::{MapContext, MapError, Mapping};
 use medrelay_worklist::oru::{OruContext, build_oru};
 use medrelay_worklist::{Appointment, Measurement, Patient, WorklistAction, presets};
 
-use crate::integration::IntegrationConfig;
+use crate::integration::{Format, IntegrationConfig};
 
 pub struct WorklistStage {
-    mapping: Mapping,
+    format: StageFormat,
     ctx: MapContext,
+}
+
+enum StageFormat {
+    Hl7(Box<Mapping>),
+    Gdt(Box<GdtMapping>),
+}
+
+/// A result message, ready for the integration's queue.
+pub struct ResultMessage {
+    pub raw: Vec<u8>,
+    pub message_type: &'static str,
 }
 
 impl WorklistStage {
     /// The preset's mapping merged with the integration's overrides, checked.
     pub fn new(cfg: &IntegrationConfig) -> Result<Self, String> {
+        let ctx = MapContext {
+            integration: cfg.name.clone(),
+            group: cfg.group.clone(),
+            org: cfg.org.clone(),
+        };
+        if cfg.format() == Some(Format::Gdt) {
+            let preset = presets::gdt(&cfg.preset).map_err(|e| e.to_string())?;
+            let mapping = preset
+                .mapping(cfg.mapping.as_ref())
+                .map_err(|e| format!("mapping: {e}"))?;
+            return Ok(WorklistStage {
+                format: StageFormat::Gdt(Box::new(mapping)),
+                ctx,
+            });
+        }
         let preset = presets::get(&cfg.preset).ok_or_else(|| {
             format!(
                 "unknown preset {:?}; known: {}",
@@ -49,29 +78,89 @@ impl WorklistStage {
             format!("mapping: {}", list.join("; "))
         })?;
         Ok(WorklistStage {
-            mapping,
-            ctx: MapContext {
-                integration: cfg.name.clone(),
-                group: cfg.group.clone(),
-                org: cfg.org.clone(),
-            },
+            format: StageFormat::Hl7(Box::new(mapping)),
+            ctx,
         })
     }
 
+    /// What an HL7 message asks of the worklist.
     pub fn map(&self, msg: &Message<'_>) -> Result<Vec<WorklistAction>, MapError> {
-        medrelay_worklist::mapping::map_message(msg, &self.mapping, &self.ctx)
+        let StageFormat::Hl7(mapping) = &self.format else {
+            return Err(MapError::Unsupported(
+                "HL7 on an integration that speaks GDT".into(),
+            ));
+        };
+        let mut actions = medrelay_worklist::mapping::map_message(msg, mapping, &self.ctx)?;
+        stamp_received(&mut actions);
+        Ok(actions)
     }
 
-    /// The ORU^R01 for a measurement of one of this integration's orders.
-    pub fn build_oru(
+    /// What a GDT record asks of the worklist; `reference` identifies the file
+    /// (it stands in for a missing request reference).
+    pub fn map_gdt(
+        &self,
+        record: &gdt::Record,
+        reference: &str,
+    ) -> Result<Vec<WorklistAction>, MapError> {
+        let StageFormat::Gdt(mapping) = &self.format else {
+            return Err(MapError::Unsupported(
+                "GDT on an integration that speaks HL7".into(),
+            ));
+        };
+        let ctx = GdtContext {
+            integration: self.ctx.integration.clone(),
+            group: self.ctx.group.clone(),
+            org: self.ctx.org.clone(),
+            fallback_reference: reference.to_string(),
+        };
+        let mut actions = gdt_map::map_record(record, mapping, &ctx)?;
+        stamp_received(&mut actions);
+        Ok(actions)
+    }
+
+    /// The result for a measurement of one of this integration's orders: an
+    /// ORU^R01, or a GDT 6310 referencing `pdf_reference`.
+    pub fn build_result(
         &self,
         appointment: &Appointment,
         patient: &Patient,
         m: &Measurement,
         control_id: &str,
         timestamp: &str,
-    ) -> Result<Vec<u8>, String> {
-        let ctx = OruContext::from_settings(&self.mapping.oru, control_id, timestamp);
-        build_oru(&ctx, appointment, patient, m).map_err(|e| e.to_string())
+        pdf_reference: Option<&str>,
+    ) -> Result<ResultMessage, String> {
+        match &self.format {
+            StageFormat::Hl7(mapping) => {
+                let ctx = OruContext::from_settings(&mapping.oru, control_id, timestamp);
+                Ok(ResultMessage {
+                    raw: build_oru(&ctx, appointment, patient, m).map_err(|e| e.to_string())?,
+                    message_type: "ORU^R01",
+                })
+            }
+            StageFormat::Gdt(mapping) => Ok(ResultMessage {
+                raw: gdt_map::build_result(
+                    appointment,
+                    patient,
+                    m,
+                    &mapping.result,
+                    control_id,
+                    pdf_reference,
+                )?,
+                message_type: "GDT 6310",
+            }),
+        }
+    }
+}
+
+/// Every order carries the time medrelay received it, whatever the sender's clock
+/// said (WEDA calls it `requestedDate`).
+fn stamp_received(actions: &mut [WorklistAction]) {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    for a in actions {
+        if let WorklistAction::CreateAppointment { appointment, .. }
+        | WorklistAction::UpdateAppointment { appointment, .. } = a
+        {
+            appointment.order.received_at = Some(now.clone());
+        }
     }
 }

@@ -44,6 +44,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         pdf_kib: usize,
     },
+    /// GDT intake: writes `files` 6302 requests into an integration's inbound
+    /// folder (each under a temporary name, then renamed) and waits until the
+    /// server has archived them all.
+    Gdt {
+        /// The inbound folder of a running `serve` (a local path).
+        folder: std::path::PathBuf,
+        /// Requests to write.
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+        /// Where processed files go; default `<folder>/archive`.
+        #[arg(long)]
+        archive: Option<std::path::PathBuf>,
+    },
     /// A stand-in EHR: an MLLP listener that answers every message with AA and
     /// prints how many it got. Runs until Ctrl-C.
     Sink {
@@ -67,6 +80,14 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             conns,
             pdf_kib,
         } => results_load(&http, &token, count, conns.max(1), pdf_kib).await,
+        BenchCommand::Gdt {
+            folder,
+            files,
+            archive,
+        } => {
+            let archive = archive.unwrap_or_else(|| folder.join("archive"));
+            gdt_load(&folder, &archive, files).await
+        }
         BenchCommand::Sink { addr } => sink(addr).await,
     }
 }
@@ -408,5 +429,81 @@ async fn sink(addr: std::net::SocketAddr) -> Result<ExitCode> {
     }
     shutdown.cancel();
     let _ = server.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A 6302 request as a practice system writes it, one patient and order per `n`.
+pub fn gdt_request(run: &str, n: usize) -> Result<Vec<u8>> {
+    let mut r = gdt::Record::new(gdt::RecordType::ExaminationRequest);
+    let patient = format!("{}", 100_000 + n);
+    let reference = format!("{run}-{n:07}");
+    let insurance = format!("A{:09}", n);
+    for (id, v) in [
+        (8315, "MEDR"),
+        (8316, "PRAXIS"),
+        (9206, "2"),
+        (9218, "02.10"),
+        (3000, patient.as_str()),
+        (3101, "Müller"),
+        (3102, "Jürgen"),
+        (3103, "24061965"),
+        (3105, insurance.as_str()),
+        (3106, "50667 Köln"),
+        (3107, "Hauptstraße 5"),
+        (3110, "1"),
+        (3112, "50667"),
+        (3113, "Köln"),
+        (3633, "juergen@example.org"),
+        (8402, "EKG01"),
+        (2998, "RUHE-EKG"),
+        (2999, reference.as_str()),
+    ] {
+        let id = gdt::FieldId::new(id).ok_or_else(|| anyhow::anyhow!("field id {id}"))?;
+        r.push(id, v);
+    }
+    Ok(r.to_bytes()?)
+}
+
+async fn gdt_load(
+    folder: &std::path::Path,
+    archive: &std::path::Path,
+    files: usize,
+) -> Result<ExitCode> {
+    use anyhow::Context;
+    let count = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let before = count(archive);
+    let run = format!("{:x}", chrono::Utc::now().timestamp_millis() % 0xffff_ffff);
+    // Prepared first: the load is the server's, not the generator's.
+    let requests: Vec<Vec<u8>> = (0..files)
+        .map(|n| gdt_request(&run, n))
+        .collect::<Result<_>>()?;
+    let started = Instant::now();
+    for (n, bytes) in requests.iter().enumerate() {
+        let name = format!("bench-{run}-{n:07}.gdt");
+        let tmp = folder.join(format!(".{name}.part"));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, folder.join(&name))?;
+    }
+    let written = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count(archive) < before + files {
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "only {} of {files} files archived after 10 minutes",
+                count(archive) - before
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "medrelay bench gdt: {files} files written in {:.2}s, all archived after {:.2}s",
+        written.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "throughput: {:.0} files/s",
+        files as f64 / elapsed.as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -117,6 +117,30 @@ impl Config {
         })
     }
 
+    /// The embedded default's GDT integration, `default-gdt`: 6302 requests from
+    /// `DIR/gdt/in`, 6310 results with their PDF into `DIR/gdt/out`, for the
+    /// device group `default`. Added once the data directory is known.
+    pub fn add_embedded_gdt(&mut self) -> Result<()> {
+        let gdt = self.server.data_dir.join("gdt");
+        let mut t = toml::Table::new();
+        t.insert("name".into(), "default-gdt".into());
+        t.insert("preset".into(), "gdt".into());
+        t.insert("group".into(), "default".into());
+        for (side, dir) in [("inbound", "in"), ("outbound", "out")] {
+            let mut folder = toml::Table::new();
+            folder.insert(
+                "folder".into(),
+                gdt.join(dir).to_string_lossy().into_owned().into(),
+            );
+            t.insert(side.into(), folder.into());
+        }
+        let integration: IntegrationConfig = toml::Value::Table(t)
+            .try_into()
+            .context("the embedded GDT integration")?;
+        self.integrations.push(integration);
+        Ok(())
+    }
+
     /// Everything `check` reports beyond what deserializing already caught.
     pub fn problems(&self) -> Vec<String> {
         let mut out = medrelay_engine::check(&self.channels, &self.integrations);
@@ -291,6 +315,18 @@ mod tests {
             i.inbound.mllp.map(|a| a.to_string()).as_deref(),
             Some("127.0.0.1:2575")
         );
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    }
+
+    #[test]
+    fn embedded_default_has_a_gdt_inbox_and_outbox() {
+        let mut cfg = Config::embedded_default().unwrap();
+        cfg.server.data_dir = "/srv/medrelay".into();
+        cfg.add_embedded_gdt().unwrap();
+        let g = &cfg.integrations[1];
+        assert_eq!((g.name.as_str(), g.preset.as_str()), ("default-gdt", "gdt"));
+        assert_eq!(g.inbound.folder.as_deref(), Some("/srv/medrelay/gdt/in"));
+        assert_eq!(g.outbound.folder.as_deref(), Some("/srv/medrelay/gdt/out"));
         assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
     }
 }

@@ -30,6 +30,9 @@ pub async fn run(
     if let Some(dir) = data_dir {
         cfg.server.data_dir = dir;
     }
+    if config.is_none() {
+        cfg.add_embedded_gdt()?;
+    }
     init_logging(log_format.unwrap_or(cfg.server.log_format));
     let problems = cfg.problems();
     if !problems.is_empty() {
@@ -48,6 +51,13 @@ pub async fn run(
             cfg.server.data_dir.display()
         )
     })?;
+    if config.is_none() {
+        for dir in ["in", "out"] {
+            let path = cfg.server.data_dir.join("gdt").join(dir);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+    }
     let db = cfg.database_path()?;
     let store = Store::open_sqlite(&db, SqliteOptions::default())
         .with_context(|| format!("opening the store {}", db.display()))?;

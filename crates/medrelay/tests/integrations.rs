@@ -4,10 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
+mod common;
+
+use common::*;
 use hl7v2::Message;
 use medrelay_testkit::{
     EhrMode, ServeProcess, TestEhr, free_port, full_orm, http, sample_pdf, segment, wait_for,
@@ -15,7 +16,6 @@ use medrelay_testkit::{
 use mllp::{Sender, SenderConfig};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Server {
@@ -53,16 +53,7 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
             ),
         )
         .unwrap();
-        let check = Command::new(BIN)
-            .args(["check", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stdout)
-        );
+        check_ok(&cfg);
         let token_a = device_add(&cfg, "tablet-1", "cardiology");
         let token_b = device_add(&cfg, "tablet-2", "pulmonology");
         let process = ServeProcess::start(BIN, &cfg, http_addr).await;
@@ -77,29 +68,11 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let auth = format!("Bearer {token}");
-        let (status, body) = http(self.http, "GET", path, &[("Authorization", &auth)], None)
-            .await
-            .unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        get_json(self.http, path, token).await
     }
 
     async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        let auth = format!("Bearer {token}");
-        let bytes = serde_json::to_vec(body).unwrap();
-        let (status, body) = http(
-            self.http,
-            "POST",
-            path,
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            Some(&bytes),
-        )
-        .await
-        .unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        post_json(self.http, path, token, body).await
     }
 
     async fn send(&self, msg: &[u8]) -> String {
@@ -110,9 +83,7 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
     }
 
     async fn worklist(&self, token: &str) -> Vec<Value> {
-        let (status, body) = self.get("/api/v1/worklist", token).await;
-        assert_eq!(status, 200, "{body}");
-        body["appointments"].as_array().cloned().unwrap_or_default()
+        worklist(self.http, token).await
     }
 
     fn admin_token(&self) -> String {
@@ -120,65 +91,12 @@ outbound = {{ mllp = "{ehr}", ack_timeout = "2s", connect_timeout = "1s", retry 
     }
 
     fn admin_token_in(&self, org: &str) -> String {
-        let out = Command::new(BIN)
-            .args([
-                "token", "create", "--role", "admin", "--org", org, "--config",
-            ])
-            .arg(&self.cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        last_value(&out.stdout)
+        admin_token_in(&self.cfg, org)
     }
-}
-
-fn last_value(stdout: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stdout);
-    let line = text.lines().last().unwrap_or("");
-    line.split_once('=')
-        .map(|(_, v)| v)
-        .unwrap_or(line)
-        .trim()
-        .to_string()
 }
 
 fn device_add(cfg: &Path, name: &str, group: &str) -> String {
     device_add_in(cfg, name, group, "default")
-}
-
-fn device_add_in(cfg: &Path, name: &str, group: &str, org: &str) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "device", "add", "--name", name, "--group", group, "--org", org, "--config",
-        ])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = last_value(&out.stdout);
-    assert!(token.starts_with("mrd_"), "{token}");
-    token
-}
-
-fn measurement(appointment_id: &str, pdf: &[u8]) -> Value {
-    json!({
-        "appointment_id": appointment_id,
-        "type": "ECG",
-        "performed_at": "2025-03-15T12:40:00Z",
-        "observations": [
-            {"code": "8867-4", "system": "LN", "display": "Heart rate", "value": 72, "unit": "/min", "reference_range": "60-100", "abnormal_flag": "N"},
-            {"code": "RHYTHM", "display": "Rhythm", "value": "sinus rhythm"}
-        ],
-        "report_pdf": base64::engine::general_purpose::STANDARD.encode(pdf),
-    })
 }
 
 fn field(msg: &Message, path: &str) -> String {

@@ -53,6 +53,7 @@ impl MllpDestination {
                     message: format!("the peer's reply is not an HL7 ACK: {e}"),
                     retryable: true,
                     response: Some(response),
+                    retry_after: None,
                 });
             }
         };
@@ -60,6 +61,7 @@ impl MllpDestination {
             message: format!("the peer's reply is not an HL7 ACK: {e}"),
             retryable: true,
             response: Some(response.clone()),
+            retry_after: None,
         })?;
         match ack.code {
             AckCode::AA | AckCode::CA => Ok(Some(response)),
@@ -73,6 +75,7 @@ impl MllpDestination {
                         self.retry_on_ae
                     },
                     response: Some(response),
+                    retry_after: None,
                 })
             }
         }

@@ -291,21 +291,25 @@ fn merge_patient(old: &Patient, new: &Patient) -> Patient {
     out.phone.merge_from(phone);
     out.email.merge_from(email);
     for ident in usable_identifiers(new) {
+        let full = out.identifiers.len() >= MAX_PATIENT_IDENTIFIERS;
         match out
             .identifiers
             .iter_mut()
             .find(|o| same_identifier(o, ident))
         {
-            Some(existing) => {
-                if ident.kind.is_some() {
-                    existing.kind = ident.kind.clone();
-                }
-            }
-            None => out.identifiers.push(ident.clone()),
+            Some(existing) if ident.kind.is_some() => existing.kind = ident.kind.clone(),
+            Some(_) => {}
+            // Bounded: a sender that gives every order another identifier for
+            // the same patient must not grow one row without limit.
+            None if !full => out.identifiers.push(ident.clone()),
+            None => {}
         }
     }
     out
 }
+
+/// The most identifiers one patient keeps.
+pub(crate) const MAX_PATIENT_IDENTIFIERS: usize = 64;
 
 /// The patient as a new row stores it: no id, its usable identifiers once each
 /// (the first of duplicates).
@@ -314,7 +318,9 @@ fn new_patient_row(patient: &Patient) -> Patient {
     new.id = String::new();
     new.identifiers = Vec::new();
     for ident in usable_identifiers(patient) {
-        if !new.identifiers.iter().any(|o| same_identifier(o, ident)) {
+        if new.identifiers.len() < MAX_PATIENT_IDENTIFIERS
+            && !new.identifiers.iter().any(|o| same_identifier(o, ident))
+        {
             new.identifiers.push(ident.clone());
         }
     }
@@ -411,7 +417,7 @@ fn upsert_patient(
                 )?
                 .execute(params![id, to_json_text(&new)?, at])?;
             }
-            for ident in usable_identifiers(patient) {
+            for ident in &new.identifiers {
                 if !old.identifiers.iter().any(|o| same_identifier(o, ident)) {
                     own.execute(params![org, system_key(ident), ident.value, id])?;
                 }
