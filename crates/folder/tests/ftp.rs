@@ -4,9 +4,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::ftp_server::{FtpServer, PASSWORD};
-use common::{exercise, test_pki};
+use common::exercise;
 use medrelay_folder::{Folder, FolderError, FolderOptions, FolderSpec};
+use medrelay_testkit::TestPki;
+use medrelay_testkit::ftp_server::{FtpServer, PASSWORD};
 
 fn folder(url: &str, opts: FolderOptions) -> Folder {
     Folder::new(FolderSpec::parse(url).unwrap(), opts)
@@ -44,8 +45,7 @@ async fn ftp_login_directory_and_absolute_destination() {
 
 #[tokio::test]
 async fn ftps_all_operations() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = test_pki(tmp.path());
+    let pki = TestPki::generate();
     let server = FtpServer::start(Some(&pki));
     std::fs::create_dir(server.root().join("inbox")).unwrap();
     let opts = FolderOptions {
@@ -60,8 +60,7 @@ async fn ftps_all_operations() {
 
 #[tokio::test]
 async fn ftps_untrusted_certificate_is_a_tls_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = test_pki(tmp.path());
+    let pki = TestPki::generate();
     let server = FtpServer::start(Some(&pki));
     // Without the test CA the server's certificate is not trusted.
     let f = folder(&server.url("ftps", ""), with_password());
@@ -73,8 +72,7 @@ async fn ftps_untrusted_certificate_is_a_tls_error() {
 
 #[tokio::test]
 async fn ftps_server_refuses_plain_ftp() {
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = test_pki(tmp.path());
+    let pki = TestPki::generate();
     let server = FtpServer::start(Some(&pki));
     // Plain FTP to a server that requires TLS: login is refused.
     let f = folder(&server.url("ftp", ""), with_password());

@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::exercise;
-use common::sftp_server::{PASSWORD, SftpServer, USER};
 use medrelay_folder::{Folder, FolderError, FolderOptions, FolderSpec};
+use medrelay_testkit::sftp_server::{PASSWORD, SftpServer, USER};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, PrivateKey};
 

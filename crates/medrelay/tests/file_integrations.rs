@@ -4,11 +4,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use gdt::{FieldId, Record, RecordType};
+use gdt::RecordType;
 use medrelay_testkit::{ServeProcess, free_port, sample_pdf, wait_for};
 use serde_json::Value;
 
@@ -78,61 +78,6 @@ outbound = {{ folder = {outbox:?}, pdf_folder = 'C:\GDT\out', retry = {{ initial
     fn errors(&self) -> Vec<String> {
         names(&self.inbox.join("error"))
     }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn f(id: u16) -> FieldId {
-    FieldId::new(id).unwrap()
-}
-
-/// A 6302 as Doctolib or Tomedo write it, with every field the catalogue lists.
-fn request(patient: &str, reference: &str) -> Vec<u8> {
-    let mut r = Record::new(RecordType::ExaminationRequest);
-    for (id, v) in [
-        (8315, "MEDR"),
-        (8316, "PRAXIS"),
-        (9206, "2"),
-        (9218, "02.10"),
-        (3000, patient),
-        (3101, "Müller"),
-        (3102, "Jürgen"),
-        (3103, "24061965"),
-        (3105, "A123456789"),
-        (3106, "50667 Köln"),
-        (3107, "Hauptstraße 5"),
-        (3110, "1"),
-        (3112, "50667"),
-        (3113, "Köln"),
-        (3633, "juergen@example.org"),
-        (8402, "EKG01"),
-        (8609, "K"),
-        (2998, "RUHE-EKG"),
-        (2999, reference),
-        (3626, "900001"),
-        (3629, "900002"),
-    ] {
-        r.push(f(id), v);
-    }
-    r.to_bytes().unwrap()
-}
-
-/// Writes a file the way a careful practice system does: temporary name, rename.
-fn drop_file(dir: &Path, name: &str, bytes: &[u8]) {
-    let tmp = dir.join(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
 async fn gdt_order_to_result(preset: &str) {

@@ -1,6 +1,13 @@
-//! Real peers for medrelay's tests: an MLLP server that plays the EHR, a
-//! throwaway certificate authority, and waiting on a condition with a deadline
-//! (tests never sleep to synchronise).
+//! Real peers for medrelay's tests: an MLLP server that plays the EHR, FTP/FTPS
+//! and SFTP servers serving temporary directories, a throwaway certificate
+//! authority, and waiting on a condition with a deadline (tests never sleep to
+//! synchronise).
+
+pub mod ftp_server;
+pub mod sftp_server;
+
+pub use ftp_server::FtpServer;
+pub use sftp_server::SftpServer;
 
 use std::future::Future;
 use std::net::SocketAddr;

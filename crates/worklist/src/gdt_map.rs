@@ -484,9 +484,14 @@ pub fn build_result(
     let extra = &appointment.order.extra;
     let get = |id: &str| extra.get(id).map(String::as_str).filter(|v| !v.is_empty());
     let mut b = ResultRecordBuilder::new();
-    if let Some(v) = get("9218").or(settings.version.as_deref()) {
-        b = b.version(gdt::GdtVersion::parse(v).ok_or_else(|| format!("GDT version {v:?}"))?);
+    let version = match get("9218").or(settings.version.as_deref()) {
+        Some(v) => Some(gdt::GdtVersion::parse(v).ok_or_else(|| format!("GDT version {v:?}"))?),
+        None => None,
+    };
+    if let Some(v) = version {
+        b = b.version(v);
     }
+    let v3 = version.is_some_and(|v| v.is_v3());
     let charset_code = get("9206").or(settings.charset.as_deref()).unwrap_or("2");
     let charset = Charset::from_code(charset_code, Charset::Latin1)
         .ok_or_else(|| format!("unknown GDT charset code {charset_code:?}"))?;
@@ -514,6 +519,20 @@ pub fn build_result(
     }
     if let Some(v) = patient.given.first() {
         b = b.first_name(v);
+    }
+    if let Some(v) = &patient.prefix {
+        b = b.title(v);
+    }
+    // GDT 2.1 knows only 1 and 2; "diverse" and "not specified" are 3.x codes.
+    let sex = match patient.sex.as_deref() {
+        Some("male") => Some(gdt::Sex::Male),
+        Some("female") => Some(gdt::Sex::Female),
+        Some("other") if v3 => Some(gdt::Sex::Diverse),
+        Some("unknown") if v3 => Some(gdt::Sex::Unspecified),
+        _ => None,
+    };
+    if let Some(sex) = sex {
+        b = b.sex(sex);
     }
     if let Some(d) = patient.birth_date.as_deref().and_then(iso_date) {
         b = b.birth_date(d);

@@ -217,6 +217,9 @@ fn results_answer_the_request() {
     assert_eq!(r.sender_id(), Some("MEDR"));
     assert_eq!(r.get(f(3000)), Some("12345"));
     assert_eq!(r.get(f(3101)), Some("Müller"));
+    assert_eq!(r.get(f(3102)), Some("Jürgen"));
+    assert_eq!(r.get(f(3103)), Some("24061965"));
+    assert_eq!(r.get(f(3110)), Some("1"));
     assert_eq!(r.get(f(8402)), Some("EKG01"));
     assert_eq!(r.get(f(6200)), Some("15032025"));
     assert_eq!(r.get(f(6201)), Some("143005"));

@@ -1,11 +1,9 @@
-//! Shared by the integration tests: waiting with deadlines, the checks every
-//! remote folder must pass, and test certificates.
+//! Shared by the integration tests: waiting with deadlines and the checks every
+//! remote folder must pass. The FTP/FTPS and SFTP test servers and the test
+//! certificates come from `medrelay_testkit`.
 #![allow(dead_code)]
 
-pub mod ftp_server;
-pub mod sftp_server;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use medrelay_folder::{Folder, FolderError};
@@ -216,44 +214,4 @@ pub async fn exercise(folder: &Folder, root: &Path) {
         .await
         .unwrap();
     assert_eq!(listed.unwrap(), vec![]);
-}
-
-/// A test CA and a server certificate for `localhost` and 127.0.0.1, as PEM files.
-pub struct TestPki {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-pub fn test_pki(dir: &Path) -> TestPki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "medrelay folder test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let pki = TestPki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    };
-    std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
-    std::fs::write(&pki.cert, cert.pem()).unwrap();
-    std::fs::write(&pki.key, key.serialize_pem()).unwrap();
-    pki
 }

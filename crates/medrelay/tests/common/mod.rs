@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
+use gdt::{FieldId, Record, RecordType};
 use medrelay_testkit::http;
 use serde_json::{Value, json};
 
@@ -119,4 +120,68 @@ pub async fn worklist(addr: SocketAddr, token: &str) -> Vec<Value> {
     let (status, body) = get_json(addr, "/api/v1/worklist", token).await;
     assert_eq!(status, 200, "{body}");
     body["appointments"].as_array().cloned().unwrap_or_default()
+}
+
+/// A GDT field id.
+pub fn f(id: u16) -> FieldId {
+    FieldId::new(id).unwrap()
+}
+
+/// A 6302 as Doctolib or Tomedo write it, with every field the catalogue lists.
+pub fn request(patient: &str, reference: &str) -> Vec<u8> {
+    let mut r = Record::new(RecordType::ExaminationRequest);
+    for (id, v) in [
+        (8315, "MEDR"),
+        (8316, "PRAXIS"),
+        (9206, "2"),
+        (9218, "02.10"),
+        (3000, patient),
+        (3101, "Müller"),
+        (3102, "Jürgen"),
+        (3103, "24061965"),
+        (3105, "A123456789"),
+        (3106, "50667 Köln"),
+        (3107, "Hauptstraße 5"),
+        (3110, "1"),
+        (3112, "50667"),
+        (3113, "Köln"),
+        (3633, "juergen@example.org"),
+        (8402, "EKG01"),
+        (8609, "K"),
+        (2998, "RUHE-EKG"),
+        (2999, reference),
+        (3626, "900001"),
+        (3629, "900002"),
+    ] {
+        r.push(f(id), v);
+    }
+    r.to_bytes().unwrap()
+}
+
+/// Writes a file the way a careful practice system does: temporary name, rename.
+pub fn drop_file(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.part"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// Every name in `dir`, hidden ones and directories included, sorted.
+pub fn all_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The regular files in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    all_names(dir)
+        .into_iter()
+        .filter(|n| dir.join(n).is_file())
+        .collect()
 }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{TestPki, WAIT};
+use crate::TestPki;
+
+/// How long starting the server may take.
+const WAIT: Duration = Duration::from_secs(15);
 
 pub const USER: &str = "medrelay";
 pub const PASSWORD: &str = "s3cret pass";
@@ -55,7 +58,8 @@ pub struct FtpServer {
 
 impl FtpServer {
     /// Starts a server on a free port; with `pki`, FTPS (explicit TLS, required on
-    /// control and data connections).
+    /// control and data connections) with `pki`'s server certificate, which
+    /// clients trust through `pki.ca`.
     pub fn start(pki: Option<&TestPki>) -> FtpServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("root")).unwrap();
@@ -63,7 +67,7 @@ impl FtpServer {
             child: None,
             port: 0,
             dir,
-            tls: pki.map(|p| (p.cert.clone(), p.key.clone())),
+            tls: pki.map(|p| (p.server_cert.clone(), p.server_key.clone())),
         };
         server.spawn(0);
         server

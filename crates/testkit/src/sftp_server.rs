@@ -26,6 +26,9 @@ use tokio::task::AbortHandle;
 pub const USER: &str = "medrelay";
 pub const PASSWORD: &str = "s3cret pass";
 
+/// How long a restart may wait for the old listener to let go of the port.
+const WAIT: Duration = Duration::from_secs(15);
+
 pub struct SftpServer {
     pub port: u16,
     pub host_key: PrivateKey,
@@ -146,7 +149,7 @@ impl SftpServer {
         self.stop();
         let port = self.port;
         // The aborted listener closes asynchronously; retry binding briefly.
-        let deadline = std::time::Instant::now() + super::WAIT;
+        let deadline = std::time::Instant::now() + WAIT;
         loop {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 break;
