@@ -78,14 +78,18 @@ async fn round(
     let metrics_before = store.metrics_snapshot();
     let started = Instant::now();
     let mut handles = Vec::new();
+    // One sequence across tasks, as an EHR numbers its messages and orders.
+    let seq = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     for t in 0..tasks {
+        let seq = seq.clone();
         let store = store.clone();
         let mapping = mapping.clone();
         let ctx = ctx.clone();
         let per_task = messages / tasks + u64::from(t < messages % tasks);
         handles.push(tokio::spawn(async move {
-            for i in 0..per_task {
-                let control_id = format!("{run_id}-{t}-{i}");
+            for _ in 0..per_task {
+                let i = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let control_id = format!("{run_id}-{i:010}");
                 let raw = orm_o01(&control_id, i);
                 let worklist: Vec<WorklistAction> = if orders {
                     let msg =
