@@ -359,10 +359,8 @@ impl IntegrationConfig {
             )),
             _ => {}
         }
-        if let Some(f) = &i.folder
-            && let Err(e) = medrelay_folder::FolderSpec::parse(f)
-        {
-            out.push(format!("{at}: inbound.folder: {e}"));
+        if let Some(f) = &i.folder {
+            out.extend(folder_problems(&at, "inbound", f, &i.remote));
         }
         let o = &self.outbound;
         let outs: Vec<&str> = [
@@ -390,10 +388,8 @@ impl IntegrationConfig {
         {
             out.push(format!("{at}: outbound: {e}"));
         }
-        if let Some(f) = &o.folder
-            && let Err(e) = medrelay_folder::FolderSpec::parse(f)
-        {
-            out.push(format!("{at}: outbound.folder: {e}"));
+        if let Some(f) = &o.folder {
+            out.extend(folder_problems(&at, "outbound", f, &o.remote));
         }
         if let Some(a) = &i.after
             && a != "archive"
@@ -410,6 +406,42 @@ impl IntegrationConfig {
         }
         out
     }
+}
+
+/// What is wrong with a folder and the access settings beside it.
+fn folder_problems(at: &str, side: &str, folder: &str, access: &FolderAccess) -> Vec<String> {
+    let spec = match medrelay_folder::FolderSpec::parse(folder) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("{at}: {side}.folder: {e}")],
+    };
+    let mut out = Vec::new();
+    let sftp = spec
+        .remote()
+        .is_some_and(|r| r.scheme() == medrelay_folder::Scheme::Sftp);
+    if sftp
+        && access.host_key.is_none()
+        && access.known_hosts.is_none()
+        && !access.insecure_skip_host_key
+    {
+        out.push(format!(
+            "{at}: {side}.folder is SFTP: set {side}.remote.host_key = \"SHA256:…\" (ssh-keygen -lf) or {side}.remote.known_hosts, so the password goes only to that server"
+        ));
+    }
+    for (key, path) in [
+        ("private_key", &access.private_key),
+        ("known_hosts", &access.known_hosts),
+        ("ca", &access.ca),
+    ] {
+        if let Some(p) = path
+            && !p.exists()
+        {
+            out.push(format!(
+                "{at}: {side}.remote.{key}: {} does not exist",
+                p.display()
+            ));
+        }
+    }
+    out
 }
 
 /// The destination name of an integration's results queue.

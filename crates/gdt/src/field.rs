@@ -113,6 +113,12 @@ pub mod ids {
     pub const SOFTWARE: FieldId = FieldId(103);
     /// 0132 — software release.
     pub const SOFTWARE_RELEASE: FieldId = FieldId(132);
+    /// 2998 — the requested service or test. Not in the GDT 2.1/3.0 field tables:
+    /// written by the practice systems of the device maker's catalogue (Doctolib,
+    /// Tomedo).
+    pub const REQUESTED_SERVICE: FieldId = FieldId(2998);
+    /// 2999 — the request's order reference (catalogue vendors, like 2998).
+    pub const ORDER_REFERENCE: FieldId = FieldId(2999);
     /// 3000 — patient number / patient id in the practice system (Patientennummer).
     pub const PATIENT_NUMBER: FieldId = FieldId(3000);
     /// 3100 — name prefix / addition (Namenszusatz, Vorsatzwort: "von", "van der").
@@ -155,6 +161,13 @@ pub mod ids {
     pub const PHONE: FieldId = FieldId(3626);
     /// 3628 — mother tongue.
     pub const MOTHER_TONGUE: FieldId = FieldId(3628);
+    /// 3629 — an additional order number (catalogue vendors; not in the standard's
+    /// tables). The catalogue lists 3626 beside it, which GDT 3.0 defines as the
+    /// phone number.
+    pub const EXTRA_ORDER_NUMBER: FieldId = FieldId(3629);
+    /// 3633 — the e-mail address as the catalogue's vendors write it (GDT 3.0
+    /// defines 3619).
+    pub const VENDOR_EMAIL: FieldId = FieldId(3633);
     /// 6200 — date of the examination / of storing the data, `DDMMYYYY`.
     pub const EXAM_DATE: FieldId = FieldId(6200);
     /// 6201 — time of the examination, `HHMMSS`.
@@ -290,6 +303,10 @@ pub fn field_name(id: FieldId) -> Option<&'static str> {
         3623 => "weight (kg)",
         3626 => "phone",
         3628 => "mother tongue",
+        3629 => "additional order number (vendor)",
+        3633 => "e-mail (vendor)",
+        2998 => "requested service (vendor)",
+        2999 => "order reference (vendor)",
         6200 => "examination date",
         6201 => "examination time",
         6205 => "current diagnosis",
@@ -388,6 +405,10 @@ mod tests {
             WEIGHT,
             PHONE,
             MOTHER_TONGUE,
+            EXTRA_ORDER_NUMBER,
+            VENDOR_EMAIL,
+            REQUESTED_SERVICE,
+            ORDER_REFERENCE,
             EXAM_DATE,
             EXAM_TIME,
             CURRENT_DIAGNOSIS,

@@ -104,6 +104,11 @@ impl<'a> PatientView<'a> {
         self.record.get(ids::EMAIL)
     }
 
+    /// 3633 — e-mail as the catalogue's vendors write it; see [`Self::email`].
+    pub fn vendor_email(&self) -> Option<&'a str> {
+        self.record.get(ids::VENDOR_EMAIL)
+    }
+
     /// 3626 — phone number (GDT 3.0).
     pub fn phone(&self) -> Option<&'a str> {
         self.record.get(ids::PHONE)
@@ -197,6 +202,21 @@ impl<'a> RequestView<'a> {
     /// 8310 — request id (GDT 3.0, echoed in the result).
     pub fn request_id(&self) -> Option<&'a str> {
         self.record.get(ids::REQUEST_ID)
+    }
+
+    /// 2998 — the requested service or test (catalogue vendors).
+    pub fn requested_service(&self) -> Option<&'a str> {
+        self.record.get(ids::REQUESTED_SERVICE)
+    }
+
+    /// 2999 — the order reference (catalogue vendors).
+    pub fn order_reference(&self) -> Option<&'a str> {
+        self.record.get(ids::ORDER_REFERENCE)
+    }
+
+    /// 3629 — an additional order number (catalogue vendors).
+    pub fn extra_order_number(&self) -> Option<&'a str> {
+        self.record.get(ids::EXTRA_ORDER_NUMBER)
     }
 
     /// 8314 — request UID (GDT 3.0).

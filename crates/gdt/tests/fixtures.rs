@@ -176,3 +176,25 @@ fn seven_bit_din66003() {
     assert_eq!(back.patient().surname(), Some("Müller"));
     assert_eq!(back.patient().street(), Some("Straße"));
 }
+
+/// The fields the device maker's catalogue lists beyond the standard's tables.
+#[test]
+fn catalogue_vendor_fields() {
+    let mut r = gdt::Record::new(RecordType::ExaminationRequest);
+    r.push(ids::REQUESTED_SERVICE, "RUHE-EKG")
+        .push(ids::ORDER_REFERENCE, "ORD-4711")
+        .push(ids::PHONE, "900001")
+        .push(ids::EXTRA_ORDER_NUMBER, "900002")
+        .push(ids::VENDOR_EMAIL, "juergen@example.org");
+    let r = gdt::parse(&r.to_bytes().unwrap()).unwrap();
+    let req = r.as_request().unwrap();
+    assert_eq!(req.requested_service(), Some("RUHE-EKG"));
+    assert_eq!(req.order_reference(), Some("ORD-4711"));
+    assert_eq!(req.extra_order_number(), Some("900002"));
+    assert_eq!(req.patient().vendor_email(), Some("juergen@example.org"));
+    assert_eq!(req.patient().phone(), Some("900001"));
+    assert_eq!(
+        gdt::field_name(ids::ORDER_REFERENCE),
+        Some("order reference (vendor)")
+    );
+}

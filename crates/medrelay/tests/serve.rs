@@ -233,6 +233,43 @@ async fn check_explains_configuration_errors() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(stdout.contains("http"), "the error names the key: {stdout}");
+
+    // File integrations: each mistake is named.
+    std::fs::write(
+        &bad,
+        r#"[[integration]]
+name = "gdt-no-folder"
+preset = "doctolib"
+inbound = { mllp = "127.0.0.1:7001" }
+outbound = { mllp = "127.0.0.1:7002" }
+
+[[integration]]
+name = "sftp-unpinned"
+preset = "tomedo"
+inbound = { folder = "sftp://gdt@10.0.0.5/inbox", remote = { password = "x" } }
+
+[[integration]]
+name = "weda-both"
+preset = "weda"
+inbound = { folder = "/srv/weda/in" }
+outbound = { url = "ftp://weda.example/results", folder = "/srv/out" }
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("receives GDT files: set inbound.folder"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("answers with GDT files"), "{stdout}");
+    assert!(stdout.contains("remote.host_key"), "{stdout}");
+    assert!(stdout.contains("outbound.folder, outbound.url"), "{stdout}");
 }
 
 /// Kill -9 in the middle of a load: every control id that got an AA is in the
