@@ -25,6 +25,8 @@ use crate::worklist_stage::WorklistStage;
 pub struct DeliveryDone {
     pub delivery_id: i64,
     pub sent: bool,
+    /// A failed attempt that will be retried (`sent` is false).
+    pub retrying: bool,
 }
 
 /// The inbound half of a channel, shared by all its connections.
@@ -205,11 +207,11 @@ impl Channel {
             None
         };
         let ack = self.ack_for(&msg, received_at).code(AckCode::AA).build();
-        let waits =
-            passes && self.ack_mode == AckMode::AfterDestinations && !self.destinations.is_empty();
+        let waits = passes && self.ack_mode != AckMode::AfterStore && !self.destinations.is_empty();
         // Built now, while the original is at hand; used if a destination fails or
         // does not answer in time.
         let negative = waits.then(|| NegativeAcks {
+            base: self.ack_for(&msg, received_at),
             failed: self
                 .ack_for(&msg, received_at)
                 .code(AckCode::AE)
@@ -298,8 +300,11 @@ impl Channel {
     }
 
     /// `after-destinations`: the ACK is AA once every destination has taken the
-    /// message, AE if one failed for good or they did not answer in time. Either
-    /// way the message stays stored and queued.
+    /// message, AE if one failed for good or they did not answer in time.
+    /// `from-destination`: the first answer of each destination counts: all taken
+    /// → AA; one refused for good → AR carrying the refusal; otherwise (retrying,
+    /// no answer in time) AA, as the message is committed and stays queued.
+    /// Either way the message stays stored.
     async fn await_destinations(
         &self,
         message_id: i64,
@@ -308,14 +313,20 @@ impl Channel {
         positive: Vec<u8>,
         negative: NegativeAcks,
     ) -> Reply {
+        let bridge = self.ack_mode == AckMode::FromDestination;
         let deadline = tokio::time::Instant::now() + self.ack_wait;
         let mut failed = false;
+        let mut queued = false;
         while !pending.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Ok(done)) => {
+                    if done.retrying && !bridge {
+                        continue;
+                    }
                     if let Some(pos) = pending.iter().position(|id| *id == done.delivery_id) {
                         pending.swap_remove(pos);
-                        failed |= !done.sent;
+                        failed |= !done.sent && !done.retrying;
+                        queued |= done.retrying;
                     }
                 }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
@@ -323,9 +334,12 @@ impl Channel {
                     if let Ok(ds) = self.store.deliveries_for_message(message_id).await {
                         for d in ds {
                             use medrelay_store::DeliveryState as S;
-                            if matches!(d.state, S::Sent | S::Failed) {
+                            let decided = matches!(d.state, S::Sent | S::Failed)
+                                || (bridge && d.state == S::Retrying);
+                            if decided {
                                 pending.retain(|id| *id != d.id);
                                 failed |= d.state == S::Failed;
+                                queued |= d.state == S::Retrying;
                             }
                         }
                     }
@@ -333,8 +347,16 @@ impl Channel {
                 Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
             }
         }
-        let (code, ack, status, error) = if pending.is_empty() && !failed {
-            (AckCode::AA, positive, MessageStatus::Processed, None)
+        let timed_out = !pending.is_empty();
+        let (code, ack, status, error) = if failed && bridge {
+            let reason = self.refusal(message_id).await;
+            let text = format!("the destination refused the message: {reason}");
+            let ack = negative
+                .base
+                .code(AckCode::AR)
+                .error(internal_error(&text))
+                .build();
+            (AckCode::AR, ack, MessageStatus::Errored, Some(text))
         } else if failed {
             let text = "a destination rejected the message";
             (
@@ -343,6 +365,11 @@ impl Channel {
                 MessageStatus::Errored,
                 Some(text.to_string()),
             )
+        } else if bridge && (queued || timed_out) {
+            // Committed and queued: the sender may forget it.
+            (AckCode::AA, positive, MessageStatus::Accepted, None)
+        } else if !timed_out {
+            (AckCode::AA, positive, MessageStatus::Processed, None)
         } else {
             let text = "destinations did not answer in time; the message stays queued";
             (
@@ -354,7 +381,7 @@ impl Channel {
         };
         if let Err(e) = self
             .store
-            .set_ack(message_id, status, Some(ack.clone()), error)
+            .set_ack(message_id, status, Some(ack.clone()), error.clone())
             .await
         {
             warn!(channel = %self.name, message_id, error = %e, "could not record the ACK");
@@ -363,9 +390,24 @@ impl Channel {
             ack,
             message_id: Some(message_id),
             code,
-            error: None,
+            error,
             retryable: false,
         }
+    }
+
+    /// What a destination said when it refused the message for good.
+    async fn refusal(&self, message_id: i64) -> String {
+        let deliveries = self
+            .store
+            .deliveries_for_message(message_id)
+            .await
+            .unwrap_or_default();
+        deliveries
+            .into_iter()
+            .find(|d| d.state == medrelay_store::DeliveryState::Failed)
+            .and_then(|d| d.last_error)
+            .map(|e| e.chars().take(200).collect())
+            .unwrap_or_else(|| "refused".into())
     }
 
     /// Stores a message that is answered negatively, with its error and ACK.
@@ -524,6 +566,8 @@ struct Refusal {
 }
 
 struct NegativeAcks {
+    /// For an answer whose text is known only later (the destination's refusal).
+    base: AckBuilder,
     failed: Vec<u8>,
     timeout: Vec<u8>,
 }

@@ -81,6 +81,11 @@ pub enum AckMode {
     #[default]
     AfterStore,
     AfterDestinations,
+    /// Bridging: the destination's first answer decides the ACK. Taken → AA;
+    /// refused for good (an HTTP 4xx, an AR) → AR with the refusal; not reachable
+    /// or not answering within `ack_wait` → AA, because the message is committed
+    /// and stays queued.
+    FromDestination,
 }
 
 #[derive(Debug, Clone, Deserialize)]

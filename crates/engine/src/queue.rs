@@ -101,6 +101,7 @@ impl QueueWorker {
                 let _ = self.done.send(DeliveryDone {
                     delivery_id: d.id,
                     sent: true,
+                    retrying: false,
                 });
                 true
             }
@@ -132,12 +133,11 @@ impl QueueWorker {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     return false;
                 }
-                if permanent {
-                    let _ = self.done.send(DeliveryDone {
-                        delivery_id: d.id,
-                        sent: false,
-                    });
-                }
+                let _ = self.done.send(DeliveryDone {
+                    delivery_id: d.id,
+                    sent: false,
+                    retrying: !permanent,
+                });
                 permanent
             }
         }

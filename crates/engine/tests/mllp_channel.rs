@@ -542,3 +542,111 @@ async fn hostile_frames_are_answered_and_kept() {
     s.close().await;
     h.stop().await;
 }
+
+/// An HTTPS service as the bridge's far side: answers each POST with the status
+/// it is told and records what it accepted.
+struct TestService {
+    addr: std::net::SocketAddr,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl TestService {
+    async fn start(status: u16) -> TestService {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, a) = (status.clone(), accepted.clone());
+        let app = axum::Router::new().route(
+            "/hl7",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (s, a) = (s.clone(), a.clone());
+                async move {
+                    let code = s.load(Ordering::SeqCst);
+                    if code == 200 {
+                        a.lock().unwrap().push(body.to_vec());
+                    }
+                    (
+                        axum::http::StatusCode::from_u16(code).unwrap(),
+                        format!("{{\"error\": \"answer {code}\"}}"),
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TestService {
+            addr,
+            status,
+            accepted,
+        }
+    }
+
+    fn set(&self, code: u16) {
+        self.status.store(code, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> Vec<Vec<u8>> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+/// The `004_…` bridge: MLLP in, HTTPS out, the HTTP answer becomes the ACK.
+/// 2xx → AA; 4xx → AR naming the refusal; 5xx → AA once committed, delivered
+/// when the service is back, once.
+#[tokio::test]
+async fn mllp_to_http_bridge_acks_from_the_http_answer() {
+    let service = TestService::start(200).await;
+    let mut ch = channel("bridge");
+    ch.ack = AckMode::FromDestination;
+    ch.ack_wait = Duration::from_secs(10);
+    let d: DestinationConfig = toml::from_str(&format!(
+        "name = \"doctolib\"\nhttp = \"http://{}/hl7\"\nauth = {{ bearer = \"secret-token\" }}\nretry = {{ initial = \"50ms\", max = \"200ms\" }}\n",
+        service.addr
+    ))
+    .unwrap();
+    ch.destinations = vec![d];
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("bridge");
+
+    let ack = read_ack(&s.send(&orm_o01("BR1")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA, "{}", ack.raw);
+    assert_eq!(service.accepted().len(), 1, "delivered before the ACK");
+    assert_eq!(
+        h.messages(Some("BR1")).await[0].status,
+        MessageStatus::Processed
+    );
+
+    service.set(422);
+    let ack = read_ack(&s.send(&orm_o01("BR2")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AR, "{}", ack.raw);
+    assert!(ack.raw.contains("422"), "the refusal is named: {}", ack.raw);
+    let stored = &h.messages(Some("BR2")).await[0];
+    assert_eq!(stored.status, MessageStatus::Errored);
+
+    service.set(503);
+    let ack = read_ack(&s.send(&orm_o01("BR3")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AA, "queued durably: {}", ack.raw);
+    assert_eq!(service.accepted().len(), 1);
+    service.set(200);
+    wait_for("the queued message delivered", WAIT, || async {
+        (service.accepted().len() == 2).then_some(())
+    })
+    .await;
+    let delivered = service.accepted();
+    assert!(
+        String::from_utf8_lossy(&delivered[1]).contains("BR3"),
+        "the queued message, not another"
+    );
+    // Exactly once: a short while later, still two.
+    let id = h.messages(Some("BR3")).await[0].id;
+    wait_for("the delivery recorded as sent", WAIT, || async {
+        let d = h.store.deliveries_for_message(id).await.ok()?;
+        (d[0].state == DeliveryState::Sent).then_some(())
+    })
+    .await;
+    assert_eq!(service.accepted().len(), 2);
+    s.close().await;
+    h.stop().await;
+}

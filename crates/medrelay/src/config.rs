@@ -284,6 +284,7 @@ mod tests {
     fn every_example_configuration_is_valid() {
         // The secret the WEDA example reads from the environment.
         unsafe { std::env::set_var("WEDA_TOKEN", "example-token") };
+        unsafe { std::env::set_var("SERVICE_TOKEN", "example-token") };
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
