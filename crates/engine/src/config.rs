@@ -237,7 +237,8 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub content_type: Option<String>,
     /// `{ api_key = …, header = … }`, `{ basic = { user, password } }`,
-    /// `{ bearer = … }`, `{ client_id = …, client_secret = … }`.
+    /// `{ bearer = … }`, `{ client_id = …, client_secret = … }`,
+    /// `{ oauth2 = { token_url, client_id, client_secret, scope, audience } }`.
     #[serde(default)]
     pub auth: Option<crate::destination::http::HttpAuth>,
     /// File name pattern: `{control_id}`, `{message_id}`, `{delivery_id}`, `{channel}`,

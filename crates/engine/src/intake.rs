@@ -77,7 +77,7 @@ impl GdtFiles {
 
     async fn process(&self, bytes: Vec<u8>, peer: String) -> FileOutcome {
         let received_at = now_ms();
-        let hash = hex(&Sha256::digest(&bytes));
+        let hash = content_hash(&bytes);
         let mut rec = InboundRecord {
             org: self.org.clone(),
             channel: self.channel.clone(),
@@ -143,10 +143,14 @@ impl FileHandler for GdtFiles {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// SHA-256 of a file or request body, hex: how the same content is recognised
+/// when it arrives again.
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -96,6 +96,96 @@ pub struct InboundConfig {
     /// Credentials and host checks for a remote `folder`.
     #[serde(default)]
     pub remote: FolderAccess,
+
+    /// JSON push presets: the EHR POSTs appointments to
+    /// `/api/v1/integrations/{name}/appointments`. `true` accepts OAuth 2.0
+    /// bearer tokens medrelay issued (`/oauth/token`) to a client of the
+    /// integration's organisation with the scope `appointments`; a table may add
+    /// an API key or Basic credentials and limits.
+    #[serde(default)]
+    pub push: Option<PushSetting>,
+}
+
+/// `push = true` or `push = { … }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PushSetting {
+    On(bool),
+    With(PushConfig),
+}
+
+impl PushSetting {
+    /// The settings, `None` when pushing is switched off.
+    pub fn config(&self) -> Option<PushConfig> {
+        match self {
+            PushSetting::On(true) => Some(PushConfig::default()),
+            PushSetting::On(false) => None,
+            PushSetting::With(c) => Some(c.clone()),
+        }
+    }
+}
+
+/// Who may push and how much.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// Accept medrelay-issued OAuth 2.0 tokens carrying this scope.
+    #[serde(default = "default_push_scope")]
+    pub scope: String,
+    /// Also accept this API key in `header`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default = "default_api_key_header")]
+    pub header: String,
+    /// Also accept HTTP Basic with these credentials.
+    #[serde(default)]
+    pub basic: Option<BasicCredentials>,
+    /// Largest body (bytes); larger gets 413.
+    #[serde(default = "default_push_body")]
+    pub max_body_bytes: usize,
+    /// Requests per second per client (token bucket, with `burst`); over it, 429
+    /// with `Retry-After`.
+    #[serde(default = "default_push_rate")]
+    pub rate_per_second: u32,
+    #[serde(default = "default_push_burst")]
+    pub burst: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            scope: default_push_scope(),
+            api_key: None,
+            header: default_api_key_header(),
+            basic: None,
+            max_body_bytes: default_push_body(),
+            rate_per_second: default_push_rate(),
+            burst: default_push_burst(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredentials {
+    pub user: String,
+    pub password: String,
+}
+
+fn default_push_scope() -> String {
+    "appointments".into()
+}
+fn default_api_key_header() -> String {
+    "X-Api-Key".into()
+}
+fn default_push_body() -> usize {
+    1024 * 1024
+}
+fn default_push_rate() -> u32 {
+    20
+}
+fn default_push_burst() -> u32 {
+    40
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,7 +237,8 @@ pub struct OutboundConfig {
     #[serde(default)]
     pub url: Option<String>,
     /// `{ api_key = "env:KEY", header = "X-Api-Key" }`, `{ bearer = … }`,
-    /// `{ basic = { user, password } }`, `{ client_id = …, client_secret = … }`.
+    /// `{ basic = { user, password } }`, `{ client_id = …, client_secret = … }`,
+    /// `{ oauth2 = { token_url, client_id, client_secret, scope } }`.
     #[serde(default)]
     pub auth: Option<crate::destination::http::HttpAuth>,
     #[serde(default)]
@@ -167,11 +258,16 @@ pub const HL7_PRESETS: &[&str] = &[
 /// The GDT presets: 6302 request files in, 6310 result files + PDF out.
 pub const GDT_PRESETS: &[&str] = &["gdt", "doctolib", "tomedo"];
 
+/// The JSON presets whose orders are pushed to medrelay (the polled ones,
+/// `best-practice`, `vena`, `webdoc`, need the HTTP poller, not in this build).
+pub const JSON_PRESETS: &[&str] = &["join", "ziplanerx"];
+
 /// What an integration's orders and results are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Hl7,
     Gdt,
+    Json,
 }
 
 /// The format of a preset, `None` for one this build does not know.
@@ -180,6 +276,8 @@ pub fn preset_format(preset: &str) -> Option<Format> {
         Some(Format::Hl7)
     } else if GDT_PRESETS.contains(&preset) {
         Some(Format::Gdt)
+    } else if JSON_PRESETS.contains(&preset) {
+        Some(Format::Json)
     } else {
         None
     }
@@ -337,15 +435,38 @@ impl IntegrationConfig {
         }
         let Some(format) = self.format() else {
             out.push(format!(
-                "{at}: unknown preset {:?}; this build knows {}, {}",
+                "{at}: unknown preset {:?}; this build knows {}, {}, {}",
                 self.preset,
                 HL7_PRESETS.join(", "),
-                GDT_PRESETS.join(", ")
+                GDT_PRESETS.join(", "),
+                JSON_PRESETS.join(", ")
             ));
             return out;
         };
         let i = &self.inbound;
+        let pushes = i.push.as_ref().and_then(PushSetting::config).is_some();
+        if format == Format::Json && (i.mllp.is_some() || i.folder.is_some() || !pushes) {
+            out.push(format!(
+                "{at}: preset {:?} receives appointments pushed over HTTPS: set inbound.push = true (or a table with api_key / basic)",
+                self.preset
+            ));
+        }
+        if format != Format::Json && i.push.is_some() {
+            out.push(format!(
+                "{at}: inbound.push is for the JSON presets ({})",
+                JSON_PRESETS.join(", ")
+            ));
+        }
+        if format == Format::Json
+            && (self.outbound.mllp.is_some() || self.outbound.folder.is_some())
+        {
+            out.push(format!(
+                "{at}: preset {:?} sends results as JSON over HTTPS: set outbound.url",
+                self.preset
+            ));
+        }
         match (format, i.mllp.is_some(), i.folder.is_some()) {
+            (Format::Json, _, _) => {}
             (_, true, true) => out.push(format!(
                 "{at}: set one of inbound.mllp or inbound.folder, not both"
             )),

@@ -13,6 +13,7 @@ pub mod destination;
 pub mod folder_source;
 pub mod intake;
 pub mod integration;
+pub mod json_intake;
 pub mod metrics;
 pub mod queue;
 pub mod results;
@@ -63,9 +64,17 @@ pub fn destination_name(cfg: &DestinationConfig, index: usize) -> String {
         .unwrap_or_else(|| format!("{}-{}", cfg.kind(), index + 1))
 }
 
+/// A JSON push endpoint: where the bodies go and who may send them.
+#[derive(Clone)]
+pub struct Pushed {
+    pub intake: Arc<json_intake::JsonIntake>,
+    pub config: integration::PushConfig,
+}
+
 /// A running engine.
 pub struct Engine {
     results: results::Results,
+    pushes: HashMap<String, Pushed>,
     shutdown: CancellationToken,
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
@@ -101,6 +110,7 @@ impl Engine {
             engine.channel(cfg, None).await?;
         }
         let mut routes = HashMap::new();
+        let mut pushes = HashMap::new();
         for cfg in integrations {
             let stage = Arc::new(
                 worklist_stage::WorklistStage::new(cfg)
@@ -119,6 +129,23 @@ impl Engine {
                     let handler = intake::GdtFiles::new(cfg, stage.clone(), store.clone());
                     engine.folder_source(cfg, folder, Arc::new(handler))?;
                 }
+                (Some(integration::Format::Json), _) => {
+                    if let Some(push) = cfg.inbound.push.as_ref().and_then(|p| p.config()) {
+                        let intake = json_intake::JsonIntake {
+                            channel: cfg.name.clone(),
+                            org: cfg.org.clone(),
+                            stage: stage.clone(),
+                            store: store.clone(),
+                        };
+                        pushes.insert(
+                            cfg.name.clone(),
+                            Pushed {
+                                intake: Arc::new(intake),
+                                config: push,
+                            },
+                        );
+                    }
+                }
                 _ => {
                     if let Some(ch) = cfg.channel() {
                         engine.channel(&ch, Some(stage.clone())).await?;
@@ -136,12 +163,19 @@ impl Engine {
         }
         Ok(Engine {
             results: results::Results::new(store, routes, engine.control_ids.clone()),
+            pushes,
             shutdown: engine.shutdown,
             listeners: engine.listeners,
             workers: engine.workers,
             addrs: engine.addrs,
             grace,
         })
+    }
+
+    /// The integrations that accept pushed JSON appointments, by name (for the
+    /// HTTP API's `/api/v1/integrations/{name}/appointments`).
+    pub fn pushes(&self) -> HashMap<String, Pushed> {
+        self.pushes.clone()
     }
 
     /// Submits measurements and resends results (for the HTTP API).

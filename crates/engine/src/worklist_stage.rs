@@ -6,6 +6,7 @@
 use chrono::{SecondsFormat, Utc};
 use hl7v2::Message;
 use medrelay_worklist::gdt_map::{self, GdtContext, GdtMapping};
+use medrelay_worklist::json_map::{self, JsonContext, JsonItem, JsonMapping};
 use medrelay_worklist::mapping::{MapContext, MapError, Mapping};
 use medrelay_worklist::oru::{OruContext, build_oru};
 use medrelay_worklist::{Appointment, Measurement, Patient, WorklistAction, presets};
@@ -20,6 +21,7 @@ pub struct WorklistStage {
 enum StageFormat {
     Hl7(Box<Mapping>),
     Gdt(Box<GdtMapping>),
+    Json(Box<JsonMapping>),
 }
 
 /// A result message, ready for the integration's queue.
@@ -36,6 +38,16 @@ impl WorklistStage {
             group: cfg.group.clone(),
             org: cfg.org.clone(),
         };
+        if cfg.format() == Some(Format::Json) {
+            let preset = presets::json(&cfg.preset).map_err(|e| e.to_string())?;
+            let mapping = preset
+                .mapping(cfg.mapping.as_ref())
+                .map_err(|e| format!("mapping: {e}"))?;
+            return Ok(WorklistStage {
+                format: StageFormat::Json(Box::new(mapping)),
+                ctx,
+            });
+        }
         if cfg.format() == Some(Format::Gdt) {
             let preset = presets::gdt(&cfg.preset).map_err(|e| e.to_string())?;
             let mapping = preset
@@ -118,6 +130,35 @@ impl WorklistStage {
         Ok(actions)
     }
 
+    /// The appointments in a JSON document (pushed or polled), each with its own
+    /// id for de-duplication.
+    pub fn map_json(&self, doc: &serde_json::Value) -> Result<Vec<JsonItem>, MapError> {
+        let StageFormat::Json(mapping) = &self.format else {
+            return Err(MapError::Unsupported(
+                "JSON on an integration that does not speak it".into(),
+            ));
+        };
+        let ctx = JsonContext {
+            integration: self.ctx.integration.clone(),
+            group: self.ctx.group.clone(),
+            org: self.ctx.org.clone(),
+        };
+        let mut items = json_map::map_document(doc, mapping, &ctx)?;
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        for item in &mut items {
+            stamp_one(&mut item.action, &now);
+        }
+        Ok(items)
+    }
+
+    /// The JSON mapping, for the transport settings of a JSON integration.
+    pub fn json_mapping(&self) -> Option<&JsonMapping> {
+        match &self.format {
+            StageFormat::Json(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// The result for a measurement of one of this integration's orders: an
     /// ORU^R01, or a GDT 6310 referencing `pdf_reference`.
     pub fn build_result(
@@ -135,6 +176,13 @@ impl WorklistStage {
                 Ok(ResultMessage {
                     raw: build_oru(&ctx, appointment, patient, m).map_err(|e| e.to_string())?,
                     message_type: "ORU^R01",
+                })
+            }
+            StageFormat::Json(mapping) => {
+                let doc = json_map::build_result(appointment, patient, m, mapping)?;
+                Ok(ResultMessage {
+                    raw: serde_json::to_vec(&doc).map_err(|e| e.to_string())?,
+                    message_type: "JSON result",
                 })
             }
             StageFormat::Gdt(mapping) => Ok(ResultMessage {
@@ -157,10 +205,14 @@ impl WorklistStage {
 fn stamp_received(actions: &mut [WorklistAction]) {
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     for a in actions {
-        if let WorklistAction::CreateAppointment { appointment, .. }
-        | WorklistAction::UpdateAppointment { appointment, .. } = a
-        {
-            appointment.order.received_at = Some(now.clone());
-        }
+        stamp_one(a, &now);
+    }
+}
+
+fn stamp_one(action: &mut WorklistAction, now: &str) {
+    if let WorklistAction::CreateAppointment { appointment, .. }
+    | WorklistAction::UpdateAppointment { appointment, .. } = action
+    {
+        appointment.order.received_at = Some(now.to_string());
     }
 }

@@ -4,8 +4,10 @@
 #[path = "../src/destination/http.rs"]
 mod http;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
@@ -129,6 +131,12 @@ async fn tls_server(
     require_client: bool,
     reply: Reply,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
+    let (app, rx) = router(reply);
+    (tls_serve(pki, require_client, app).await, rx)
+}
+
+/// `app` behind TLS, as [`tls_server`] sets it up.
+async fn tls_serve(pki: &TestPki, require_client: bool, app: axum::Router) -> SocketAddr {
     let config = mllp::tls::server_config_from_files(
         &pki.server_cert,
         &pki.server_key,
@@ -141,9 +149,8 @@ async fn tls_server(
         tcp,
         acceptor: tokio_rustls::TlsAcceptor::from(config),
     };
-    let (app, rx) = router(reply);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, rx)
+    addr
 }
 
 /// A port that refuses connections: bound, then released.
@@ -203,6 +210,47 @@ auth = {{ api_key = "k-123" }}
     assert!(s.header("authorization").is_none());
     assert!(s.header("user-agent").unwrap().starts_with("medrelay/"));
     assert_eq!(s.body, payload);
+}
+
+/// What a poller uses: any method, the raw body back on 2xx, the same
+/// authentication, failures classified like deliveries.
+#[tokio::test]
+async fn fetch_returns_the_raw_body_with_the_same_authentication() {
+    let (addr, mut seen) = server(Reply::new(200, "{\"data\": []}")).await;
+    let dest = destination(from_toml(&format!(
+        "url = \"http://{addr}/results\"\nauth = {{ bearer = \"t-1\" }}\n"
+    )));
+    let body = dest
+        .fetch(
+            reqwest::Method::GET,
+            &format!("http://{addr}/appointments?page=2"),
+            None,
+            1 << 20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(body, b"{\"data\": []}");
+    let s = seen.try_recv().unwrap();
+    assert_eq!(s.method, "GET");
+    assert_eq!(s.uri, "/appointments?page=2");
+    assert_eq!(s.header("authorization"), Some("Bearer t-1"));
+    assert!(
+        s.header("content-type").is_none(),
+        "no body, no content type"
+    );
+
+    let (addr, _) = server(Reply::new(503, "later")).await;
+    let dest = destination(from_toml(&format!("url = \"http://{addr}/x\"\n")));
+    let e = dest
+        .fetch(
+            reqwest::Method::POST,
+            &format!("http://{addr}/x"),
+            Some(b"{}"),
+            1024,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.retryable && e.message.contains("503"), "{}", e.message);
 }
 
 #[tokio::test]
@@ -815,7 +863,7 @@ fn auth_blocks_are_checked_with_clear_errors() {
     let e = auth(r#"{ client_id = "c" }"#);
     assert!(e.contains("both `client_id` and `client_secret`"), "{e}");
     let e = auth(r#"{ oauth2 = { token_url = "https://idp/token" } }"#);
-    assert!(e.contains("`oauth2` is not supported yet"), "{e}");
+    assert!(e.contains("missing field `client_id`"), "{e}");
     let e = auth(r#"{ bearr = "t" }"#);
     assert!(e.contains("unknown field `bearr`"), "{e}");
     let e = auth(r#"{ basic = { user = "u", pass = "p" } }"#);
@@ -905,4 +953,663 @@ auth = { bearer = "t" }
     let mut cfg = HttpDestinationConfig::new("https://x.example/");
     cfg.timeout = Duration::ZERO;
     assert!(new_err(cfg).contains("timeout must be greater than zero"));
+}
+
+// ---------------------------------------------------------------- OAuth 2.0
+
+/// One request to the token endpoint as it arrived.
+#[derive(Debug, Clone)]
+struct TokenCall {
+    form: BTreeMap<String, String>,
+    /// Client id and secret from `Authorization: Basic`, form-decoded.
+    basic: Option<(String, String)>,
+}
+
+/// A token endpoint (`POST /token`) and a resource (`POST /fhir`) that accepts
+/// only the tokens the endpoint issued, while they are valid.
+struct Idp {
+    client_id: String,
+    client_secret: String,
+    /// `expires_in` of the next tokens; none: left out.
+    lifetime: Mutex<Option<u64>>,
+    /// How long the token endpoint takes to answer.
+    delay: Duration,
+    /// When set, the token endpoint answers this status and JSON body.
+    forced: Mutex<Option<(u16, String)>>,
+    calls: Mutex<Vec<TokenCall>>,
+    /// Token to expiry (none: does not expire).
+    issued: Mutex<HashMap<String, Option<Instant>>>,
+    revoked: Mutex<HashSet<String>>,
+    /// The resource refuses every token.
+    reject_all: AtomicBool,
+    /// What the resource saw: the bearer token and its answer.
+    resource_log: Mutex<Vec<(Option<String>, u16)>>,
+}
+
+impl Idp {
+    fn new(client_id: &str, client_secret: &str) -> Idp {
+        Idp {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            lifetime: Mutex::new(Some(3600)),
+            delay: Duration::ZERO,
+            forced: Mutex::new(None),
+            calls: Mutex::new(Vec::new()),
+            issued: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+            reject_all: AtomicBool::new(false),
+            resource_log: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lifetime(self, lifetime: Option<u64>) -> Idp {
+        *self.lifetime.lock().unwrap() = lifetime;
+        self
+    }
+
+    fn calls(&self) -> Vec<TokenCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn resource_log(&self) -> Vec<(Option<String>, u16)> {
+        self.resource_log.lock().unwrap().clone()
+    }
+
+    /// The switch: every token issued so far counts as expired from now on.
+    fn expire_all(&self) {
+        let now = Instant::now();
+        for expiry in self.issued.lock().unwrap().values_mut() {
+            *expiry = Some(now);
+        }
+    }
+
+    fn revoke(&self, token: &str) {
+        self.revoked.lock().unwrap().insert(token.to_string());
+    }
+
+    fn valid(&self, token: &str) -> bool {
+        let known = self.issued.lock().unwrap().get(token).copied();
+        match known {
+            Some(expiry) => {
+                !self.reject_all.load(Ordering::SeqCst)
+                    && !self.revoked.lock().unwrap().contains(token)
+                    && expiry.is_none_or(|at| Instant::now() < at)
+            }
+            None => false,
+        }
+    }
+}
+
+fn json_reply(status: u16, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-store")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn form_decode(s: &str) -> String {
+    let pair = format!("v={s}");
+    oauth2::url::form_urlencoded::parse(pair.as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+async fn token_endpoint(
+    State(idp): State<Arc<Idp>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use base64::Engine as _;
+    let form: BTreeMap<String, String> = oauth2::url::form_urlencoded::parse(&body)
+        .into_owned()
+        .collect();
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(id, secret)| (form_decode(id), form_decode(secret)))
+        });
+    // Recorded before answering: once the client has the answer, the call is there.
+    idp.calls.lock().unwrap().push(TokenCall {
+        form: form.clone(),
+        basic: basic.clone(),
+    });
+    if let Some((status, body)) = idp.forced.lock().unwrap().clone() {
+        return json_reply(status, body);
+    }
+    tokio::time::sleep(idp.delay).await;
+    let from_form = form.get("client_id").map(|id| {
+        (
+            id.clone(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+        )
+    });
+    let (id, secret) = match (basic, from_form) {
+        (Some(c), None) | (None, Some(c)) => c,
+        (Some(_), Some(_)) => {
+            return json_reply(
+                400,
+                r#"{"error":"invalid_request","error_description":"two client authentications"}"#
+                    .into(),
+            );
+        }
+        (None, None) => (String::new(), String::new()),
+    };
+    if id != idp.client_id || secret != idp.client_secret {
+        return json_reply(
+            401,
+            r#"{"error":"invalid_client","error_description":"client authentication failed"}"#
+                .into(),
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return json_reply(400, r#"{"error":"unsupported_grant_type"}"#.into());
+    }
+    let lifetime = *idp.lifetime.lock().unwrap();
+    let token = {
+        let mut issued = idp.issued.lock().unwrap();
+        let token = format!("tok-{}", issued.len() + 1);
+        issued.insert(
+            token.clone(),
+            lifetime.map(|s| Instant::now() + Duration::from_secs(s)),
+        );
+        token
+    };
+    let mut answer = serde_json::json!({ "access_token": token, "token_type": "Bearer" });
+    if let Some(s) = lifetime {
+        answer["expires_in"] = s.into();
+    }
+    json_reply(200, answer.to_string())
+}
+
+async fn resource(State(idp): State<Arc<Idp>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let ok = token.as_deref().is_some_and(|t| idp.valid(t));
+    let status = if ok { 200 } else { 401 };
+    idp.resource_log.lock().unwrap().push((token, status));
+    let mut response = Response::builder().status(status);
+    if !ok {
+        response = response.header("WWW-Authenticate", r#"Bearer error="invalid_token""#);
+    }
+    response
+        .body(Body::from(if ok { "stored" } else { "invalid token" }))
+        .unwrap()
+}
+
+fn idp_router(idp: Arc<Idp>) -> axum::Router {
+    axum::Router::new()
+        .route("/token", axum::routing::post(token_endpoint))
+        .route("/fhir", axum::routing::post(resource))
+        .with_state(idp)
+}
+
+async fn idp_server(idp: Idp) -> (SocketAddr, Arc<Idp>) {
+    let idp = Arc::new(idp);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = idp_router(idp.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, idp)
+}
+
+const CLIENT_SECRET: &str = "s3cr3t-Value";
+
+/// An OAuth 2.0 destination for the resource at `addr`, its token endpoint at
+/// `token_addr`; `extra` goes into the `oauth2` table.
+fn oauth_cfg(addr: SocketAddr, token_addr: SocketAddr, extra: &str) -> HttpDestinationConfig {
+    from_toml(&format!(
+        "url = \"http://{addr}/fhir\"\nauth = {{ oauth2 = {{ token_url = \"http://{token_addr}/token\", client_id = \"ris\", client_secret = \"{CLIENT_SECRET}\"{extra} }} }}\n"
+    ))
+}
+
+fn ok_log(tokens: &[&str]) -> Vec<(Option<String>, u16)> {
+    tokens.iter().map(|t| (Some(t.to_string()), 200)).collect()
+}
+
+#[tokio::test]
+async fn oauth2_two_sends_reuse_one_token_and_clones_share_it() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    for _ in 0..2 {
+        let out = dest.send(1, 1, None, b"MSH|x").await.unwrap();
+        assert_eq!(out, b"HTTP 200\nstored");
+    }
+    let twin = dest.clone();
+    twin.send(1, 1, None, b"MSH|x").await.unwrap();
+
+    let calls = idp.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1", "tok-1", "tok-1"]));
+    // Default style: id and secret in HTTP Basic, not in the form.
+    assert_eq!(
+        calls[0].basic,
+        Some(("ris".to_string(), CLIENT_SECRET.to_string()))
+    );
+    assert_eq!(
+        calls[0].form.get("grant_type").map(String::as_str),
+        Some("client_credentials")
+    );
+    for key in ["client_id", "client_secret", "scope", "audience"] {
+        assert!(!calls[0].form.contains_key(key), "{key}: {calls:?}");
+    }
+}
+
+#[tokio::test]
+async fn oauth2_expired_token_is_replaced_transparently() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET).lifetime(Some(1))).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    dest.send(1, 1, None, b"x").await.unwrap();
+    idp.expire_all();
+    assert!(!idp.valid("tok-1"));
+
+    let out = dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(out, b"HTTP 200\nstored");
+    assert_eq!(idp.calls().len(), 2);
+    // Replaced before use, from `expires_in`: the expired token never reached
+    // the resource, so no 401 round trip.
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1", "tok-2"]));
+}
+
+#[tokio::test]
+async fn oauth2_token_is_replaced_30s_or_a_tenth_of_its_lifetime_before_expiry() {
+    use http::token_refresh_margin;
+    assert_eq!(
+        token_refresh_margin(Duration::from_secs(3600)),
+        Duration::from_secs(360)
+    );
+    assert_eq!(
+        token_refresh_margin(Duration::from_secs(100)),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        token_refresh_margin(Duration::from_secs(1)),
+        Duration::from_secs(30)
+    );
+
+    // 40 s: usable for 10 s, so kept across two quick sends.
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET).lifetime(Some(40))).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    dest.send(1, 1, None, b"x").await.unwrap();
+    dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(idp.calls().len(), 1);
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1", "tok-1"]));
+
+    // 25 s: within the margin from the start, so each send fetches its own.
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET).lifetime(Some(25))).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    dest.send(1, 1, None, b"x").await.unwrap();
+    dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(idp.calls().len(), 2);
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1", "tok-2"]));
+}
+
+#[tokio::test]
+async fn oauth2_revoked_token_is_refreshed_and_the_request_retried_in_the_same_send() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    dest.send(1, 1, None, b"x").await.unwrap();
+    idp.revoke("tok-1");
+
+    let out = dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(out, b"HTTP 200\nstored");
+    assert_eq!(idp.calls().len(), 2);
+    assert_eq!(
+        idp.resource_log(),
+        vec![
+            (Some("tok-1".to_string()), 200),
+            (Some("tok-1".to_string()), 401),
+            (Some("tok-2".to_string()), 200),
+        ]
+    );
+    // The fresh token is kept.
+    dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(idp.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn oauth2_token_without_expires_in_is_kept_until_a_401() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET).lifetime(None)).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    for _ in 0..3 {
+        dest.send(1, 1, None, b"x").await.unwrap();
+    }
+    assert_eq!(idp.calls().len(), 1);
+    idp.revoke("tok-1");
+    dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(idp.calls().len(), 2);
+    assert_eq!(
+        idp.resource_log().last(),
+        Some(&(Some("tok-2".into()), 200))
+    );
+}
+
+#[tokio::test]
+async fn oauth2_second_401_fails_for_good_keeping_the_body() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    idp.reject_all.store(true, Ordering::SeqCst);
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    let e = send_err(&dest, b"x").await;
+    assert!(!e.retryable, "{}", e.message);
+    assert_eq!(e.response.as_deref(), Some(&b"HTTP 401\ninvalid token"[..]));
+    assert!(
+        e.message.starts_with("HTTP 401 Unauthorized from"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("freshly fetched"), "{}", e.message);
+    assert!(!e.message.contains("tok-"), "{}", e.message);
+    // One refresh, one retry; not more.
+    assert_eq!(idp.calls().len(), 2);
+    assert_eq!(
+        idp.resource_log(),
+        vec![
+            (Some("tok-1".to_string()), 401),
+            (Some("tok-2".to_string()), 401),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn oauth2_wrong_secret_is_not_retryable_and_names_invalid_client() {
+    let (addr, idp) = idp_server(Idp::new("ris", "the-right-one")).await;
+    let cfg = oauth_cfg(addr, addr, "");
+    assert!(!format!("{cfg:?}").contains(CLIENT_SECRET));
+    let dest = destination(cfg);
+    assert!(!format!("{dest:?}").contains(CLIENT_SECRET));
+    let e = send_err(&dest, b"x").await;
+    assert!(!e.retryable, "{}", e.message);
+    assert_eq!(
+        e.message,
+        format!(
+            "fetching an OAuth 2.0 token from http://{addr}/token failed: HTTP 401 Unauthorized: invalid_client: client authentication failed"
+        )
+    );
+    assert!(!e.message.contains(CLIENT_SECRET));
+    assert_eq!(idp.calls().len(), 1);
+    assert!(idp.resource_log().is_empty());
+
+    // Any other refusal (400 here) is just as final, with the description.
+    *idp.forced.lock().unwrap() = Some((
+        400,
+        r#"{"error":"invalid_scope","error_description":"scope fhir/*.write is not allowed"}"#
+            .into(),
+    ));
+    let e = send_err(&dest, b"x").await;
+    assert!(!e.retryable, "{}", e.message);
+    assert!(
+        e.message
+            .ends_with("HTTP 400 Bad Request: invalid_scope: scope fhir/*.write is not allowed"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn oauth2_token_endpoint_down_or_failing_is_retryable() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    let closed = closed_port().await;
+    let dest = destination(oauth_cfg(addr, closed, ""));
+    let e = send_err(&dest, b"x").await;
+    assert!(e.retryable, "{}", e.message);
+    assert_eq!(
+        e.message,
+        format!(
+            "fetching an OAuth 2.0 token from http://{closed}/token failed: connection refused to {closed}"
+        )
+    );
+    assert_eq!(e.response, None);
+    assert!(idp.resource_log().is_empty());
+
+    *idp.forced.lock().unwrap() = Some((503, r#"{"status":"maintenance"}"#.into()));
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    let e = send_err(&dest, b"x").await;
+    assert!(e.retryable, "{}", e.message);
+    assert_eq!(
+        e.message,
+        format!(
+            "fetching an OAuth 2.0 token from http://{addr}/token failed: HTTP 503 Service Unavailable: {{\"status\":\"maintenance\"}}"
+        )
+    );
+    assert!(idp.resource_log().is_empty());
+
+    // Back up: the next attempt gets through.
+    *idp.forced.lock().unwrap() = None;
+    dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1"]));
+}
+
+#[tokio::test]
+async fn oauth2_silent_token_endpoint_times_out_and_is_retryable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    let mut cfg = oauth_cfg(addr, silent, "");
+    cfg.timeout = Duration::from_millis(300);
+    let e = send_err(&destination(cfg), b"x").await;
+    assert!(e.retryable, "{}", e.message);
+    assert!(
+        e.message.starts_with(&format!(
+            "fetching an OAuth 2.0 token from http://{silent}/token failed: timed out"
+        )),
+        "{}",
+        e.message
+    );
+    assert!(idp.resource_log().is_empty());
+}
+
+#[tokio::test]
+async fn oauth2_scope_and_audience_reach_the_token_endpoint() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    let dest = destination(oauth_cfg(
+        addr,
+        addr,
+        r#", scope = "system/Observation.write  system/Patient.read", audience = "https://fhir.example/api""#,
+    ));
+    dest.send(1, 1, None, b"x").await.unwrap();
+    let calls = idp.calls();
+    assert_eq!(calls.len(), 1);
+    let form = &calls[0].form;
+    assert_eq!(
+        form.get("scope").map(String::as_str),
+        Some("system/Observation.write system/Patient.read")
+    );
+    assert_eq!(
+        form.get("audience").map(String::as_str),
+        Some("https://fhir.example/api")
+    );
+    assert_eq!(
+        calls[0].basic,
+        Some(("ris".to_string(), CLIENT_SECRET.to_string()))
+    );
+    assert!(!form.contains_key("client_secret"));
+}
+
+#[tokio::test]
+async fn oauth2_body_style_sends_id_and_secret_in_the_form() {
+    let (addr, idp) = idp_server(Idp::new("ris", CLIENT_SECRET)).await;
+    let dest = destination(oauth_cfg(addr, addr, r#", auth_style = "body""#));
+    let out = dest.send(1, 1, None, b"x").await.unwrap();
+    assert_eq!(out, b"HTTP 200\nstored");
+    let calls = idp.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].basic, None);
+    assert_eq!(
+        calls[0].form.get("client_id").map(String::as_str),
+        Some("ris")
+    );
+    assert_eq!(
+        calls[0].form.get("client_secret").map(String::as_str),
+        Some(CLIENT_SECRET)
+    );
+}
+
+#[tokio::test]
+async fn oauth2_concurrent_sends_share_one_token_request() {
+    let mut idp = Idp::new("ris", CLIENT_SECRET);
+    // Slow enough that the sends overlap while the token is on its way.
+    idp.delay = Duration::from_millis(200);
+    let (addr, idp) = idp_server(idp).await;
+    let dest = destination(oauth_cfg(addr, addr, ""));
+    let twin = dest.clone();
+    let (a, b, c, d) = tokio::join!(
+        dest.send(1, 1, None, b"a"),
+        dest.send(1, 2, None, b"b"),
+        twin.send(1, 3, None, b"c"),
+        twin.send(1, 4, None, b"d"),
+    );
+    for out in [a, b, c, d] {
+        assert_eq!(out.unwrap(), b"HTTP 200\nstored");
+    }
+    assert_eq!(idp.calls().len(), 1);
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1"; 4]));
+}
+
+#[tokio::test]
+async fn oauth2_token_request_uses_the_destinations_tls_settings() {
+    let pki = TestPki::generate();
+    let idp = Arc::new(Idp::new("ris", CLIENT_SECRET));
+    let addr = tls_serve(&pki, true, idp_router(idp.clone())).await;
+    let cfg = |tls: &str| {
+        from_toml(&format!(
+            "url = \"https://{addr}/fhir\"\nauth = {{ oauth2 = {{ token_url = \"https://{addr}/token\", client_id = \"ris\", client_secret = \"{CLIENT_SECRET}\" }} }}\ntls = {tls}\n"
+        ))
+    };
+    let mtls = format!(
+        "{{ ca = {:?}, cert = {:?}, key = {:?} }}",
+        pki.ca, pki.client_cert, pki.client_key
+    );
+    let out = destination(cfg(&mtls))
+        .send(1, 1, None, b"x")
+        .await
+        .unwrap();
+    assert_eq!(out, b"HTTP 200\nstored");
+    assert_eq!(idp.calls().len(), 1);
+    assert_eq!(idp.resource_log(), ok_log(&["tok-1"]));
+
+    // Without the client certificate the token endpoint is not reached either.
+    let e = send_err(&destination(cfg(&format!("{{ ca = {:?} }}", pki.ca))), b"x").await;
+    assert!(e.retryable, "{}", e.message);
+    assert!(
+        e.message.starts_with(&format!(
+            "fetching an OAuth 2.0 token from https://{addr}/token failed: TLS with {addr} failed"
+        )),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("client certificate"), "{}", e.message);
+    assert_eq!(idp.calls().len(), 1);
+}
+
+#[test]
+fn oauth2_config_keys_defaults_and_errors() {
+    let cfg = from_toml(
+        r#"
+url = "https://ehr.example/fhir"
+auth = { oauth2 = { token_url = "https://idp.example/token", client_id = "ris", client_secret = "very-secret" } }
+"#,
+    );
+    let expected = http::OAuth2Config {
+        token_url: "https://idp.example/token".into(),
+        client_id: "ris".into(),
+        client_secret: "very-secret".into(),
+        scope: None,
+        audience: None,
+        auth_style: http::OAuth2AuthStyle::Basic,
+    };
+    assert_eq!(cfg.auth, Some(http::HttpAuth::OAuth2(expected)));
+    let text = format!("{cfg:?}");
+    assert!(!text.contains("very-secret"), "{text}");
+    assert!(
+        text.contains("<redacted>") && text.contains("idp.example/token"),
+        "{text}"
+    );
+
+    let cfg = from_toml(
+        r#"
+url = "https://ehr.example/fhir"
+auth = { oauth2 = { token_url = "https://idp.example/token", client_id = "ris", client_secret = "s", scope = "a b", audience = "api", auth_style = "body" } }
+"#,
+    );
+    let Some(http::HttpAuth::OAuth2(o)) = cfg.auth else {
+        panic!("{cfg:?}")
+    };
+    assert_eq!(o.scope.as_deref(), Some("a b"));
+    assert_eq!(o.audience.as_deref(), Some("api"));
+    assert_eq!(o.auth_style, http::OAuth2AuthStyle::Body);
+
+    let auth = |a: &str| toml_err(&format!("url = \"https://x.example/\"\nauth = {a}\n"));
+    let o = |rest: &str| {
+        auth(&format!(
+            r#"{{ oauth2 = {{ token_url = "https://idp/token", client_id = "c"{rest} }} }}"#
+        ))
+    };
+    let e = o("");
+    assert!(e.contains("missing field `client_secret`"), "{e}");
+    let e = o(r#", client_secret = "s", auth_style = "header""#);
+    assert!(e.contains("unknown variant `header`"), "{e}");
+    let e = o(r#", client_secret = "s", scopes = "a""#);
+    assert!(e.contains("unknown field `scopes`"), "{e}");
+    let e = o(r#", client_secret = """#);
+    assert!(e.contains("`oauth2.client_secret` is empty"), "{e}");
+    let e = auth(
+        r#"{ oauth2 = { token_url = "ftp://idp/token", client_id = "c", client_secret = "s" } }"#,
+    );
+    assert!(
+        e.contains("oauth2.token_url") && e.contains("ftp://"),
+        "{e}"
+    );
+    let e = auth(
+        r#"{ oauth2 = { token_url = "https://u:pw-secret@idp/token", client_id = "c", client_secret = "s" } }"#,
+    );
+    // The TOML error quotes the input line; our own message (the last line) does not.
+    let ours = e.trim_end().lines().last().unwrap();
+    assert!(ours.contains("user name or password"), "{e}");
+    assert!(!ours.contains("pw-secret"), "{e}");
+    let e = auth(
+        r#"{ bearer = "t", oauth2 = { token_url = "https://idp/token", client_id = "c", client_secret = "s" } }"#,
+    );
+    assert!(e.contains("bearer and oauth2"), "{e}");
+
+    // The token goes into Authorization: a configured one would clash.
+    let mut cfg = from_toml(
+        r#"
+url = "https://ehr.example/fhir"
+auth = { oauth2 = { token_url = "https://idp.example/token", client_id = "ris", client_secret = "s" } }
+"#,
+    );
+    cfg.headers.insert("Authorization".into(), "Basic x".into());
+    match HttpDestination::new(cfg) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => assert!(e.contains("set both under `headers` and by `auth`"), "{e}"),
+    }
+}
+
+#[test]
+fn oauth2_send_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let dest = destination(oauth_cfg(
+        "127.0.0.1:9".parse().unwrap(),
+        "127.0.0.1:9".parse().unwrap(),
+        "",
+    ));
+    // Never polled: only the type matters (the queue worker spawns it).
+    let fut = dest.send(1, 1, None, b"x");
+    assert_send(&fut);
 }

@@ -23,7 +23,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn open(&self) -> Result<Store> {
+    pub(crate) fn open(&self) -> Result<Store> {
         let mut cfg = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),

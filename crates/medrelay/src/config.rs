@@ -42,6 +42,15 @@ pub struct ServerConfig {
     /// Largest HTTP request body (a measurement with its Base64 PDF).
     #[serde(default = "default_max_body")]
     pub max_request_bytes: usize,
+    /// Lifetime of the access tokens `POST /oauth/token` issues.
+    #[serde(default = "default_oauth_token_ttl", with = "humantime_serde")]
+    pub oauth_token_ttl: Duration,
+    /// Token requests per second one OAuth client may make on average …
+    #[serde(default = "default_oauth_token_rate")]
+    pub oauth_token_rate: f64,
+    /// … and at once.
+    #[serde(default = "default_oauth_token_burst")]
+    pub oauth_token_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +63,9 @@ impl Default for ServerConfig {
             shutdown_grace: default_grace(),
             log_format: LogFormat::Text,
             max_request_bytes: default_max_body(),
+            oauth_token_ttl: default_oauth_token_ttl(),
+            oauth_token_rate: default_oauth_token_rate(),
+            oauth_token_burst: default_oauth_token_burst(),
         }
     }
 }
@@ -77,6 +89,15 @@ fn default_max_body() -> usize {
 }
 fn default_grace() -> Duration {
     Duration::from_secs(10)
+}
+fn default_oauth_token_ttl() -> Duration {
+    medrelay_server::oauth::DEFAULT_TOKEN_TTL
+}
+fn default_oauth_token_rate() -> f64 {
+    medrelay_server::oauth::DEFAULT_TOKEN_RATE
+}
+fn default_oauth_token_burst() -> u32 {
+    medrelay_server::oauth::DEFAULT_TOKEN_BURST
 }
 
 impl Config {
@@ -144,6 +165,22 @@ impl Config {
     /// Everything `check` reports beyond what deserializing already caught.
     pub fn problems(&self) -> Vec<String> {
         let mut out = medrelay_engine::check(&self.channels, &self.integrations);
+        let ttl = self.server.oauth_token_ttl;
+        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 86400) {
+            out.push(format!(
+                "server.oauth_token_ttl: {} is outside 1s to 7d",
+                humantime::format_duration(ttl)
+            ));
+        }
+        let rate = self.server.oauth_token_rate;
+        if !(rate.is_finite() && rate > 0.0) {
+            out.push(format!(
+                "server.oauth_token_rate: {rate} must be a positive number of requests per second"
+            ));
+        }
+        if self.server.oauth_token_burst == 0 {
+            out.push("server.oauth_token_burst: must be at least 1".into());
+        }
         if let Some(db) = &self.server.database
             && db.starts_with("postgres")
         {
@@ -269,6 +306,30 @@ mod tests {
             Duration::from_secs(2)
         );
         assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    }
+
+    #[test]
+    fn oauth_token_settings_default_and_are_checked() {
+        let cfg = Config::parse("").unwrap();
+        assert_eq!(cfg.server.oauth_token_ttl, Duration::from_secs(3600));
+        assert_eq!(cfg.server.oauth_token_rate, 10.0);
+        assert_eq!(cfg.server.oauth_token_burst, 20);
+        let cfg = Config::parse(
+            "[server]\noauth_token_ttl = \"5m\"\noauth_token_rate = 0.5\noauth_token_burst = 3\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.oauth_token_ttl, Duration::from_secs(300));
+        assert_eq!(cfg.server.oauth_token_rate, 0.5);
+        assert_eq!(cfg.server.oauth_token_burst, 3);
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        let cfg = Config::parse(
+            "[server]\noauth_token_ttl = \"0s\"\noauth_token_rate = 0.0\noauth_token_burst = 0\n",
+        )
+        .unwrap();
+        let problems = cfg.problems().join("\n");
+        for key in ["oauth_token_ttl", "oauth_token_rate", "oauth_token_burst"] {
+            assert!(problems.contains(key), "{problems}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod client;
 mod config;
 mod send;
 mod serve;
@@ -53,6 +54,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// Manage OAuth 2.0 clients (client credentials for /oauth/token).
+    #[command(subcommand)]
+    Client(client::ClientCommand),
     /// Load generators that print throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             Command::Bench(cmd) => bench::run(cmd).await,
             Command::Device(cmd) => admin::device(cmd).await,
             Command::Token(cmd) => admin::token(cmd).await,
+            Command::Client(cmd) => client::run(cmd).await,
         }
     });
     match result {

@@ -80,11 +80,23 @@ pub async fn run(
         store: store.clone(),
         results: engine.results(),
         max_body: cfg.server.max_request_bytes,
+        oauth_token_ttl: cfg.server.oauth_token_ttl,
+        oauth_token_limiter: medrelay_server::oauth::RateLimiter::new(
+            cfg.server.oauth_token_rate,
+            cfg.server.oauth_token_burst,
+        ),
+        pushes: medrelay_server::integration_api::endpoints(engine.pushes()),
     });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {
         http_token.cancelled().await
     }));
+
+    tokio::spawn(medrelay_server::oauth::prune_expired_tokens(
+        store.clone(),
+        Duration::from_secs(600),
+        shutdown.clone().cancelled_owned(),
+    ));
 
     if let Some(keep) = cfg.server.retention {
         tokio::spawn(medrelay_engine::retention::run(

@@ -31,6 +31,17 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An OAuth 2.0 access token that is unknown, revoked or expired (RFC 6750
+    /// §3.1 `invalid_token`): 401 with a `Bearer … error="invalid_token"` challenge.
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// A valid OAuth 2.0 access token without the scope the endpoint needs
+    /// (RFC 6750 §3.1 `insufficient_scope`): 403 naming the scope.
+    #[error("this endpoint needs the scope {0:?}")]
+    InsufficientScope(String),
+    /// A rate limit was hit: 429 with `Retry-After` (whole seconds).
+    #[error("too many requests; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
 }
 
 /// One problem in a request body, with the JSON path of the field.
@@ -67,6 +78,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
 }
@@ -89,14 +103,46 @@ impl IntoResponse for ApiError {
             },
         });
         let mut resp = (status, body).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"medrelay\""),
-            );
+        let headers = resp.headers_mut();
+        match &self {
+            ApiError::InvalidToken(why) => {
+                let challenge = format!(
+                    "Bearer realm=\"medrelay\", error=\"invalid_token\", error_description=\"{}\"",
+                    quotable(why)
+                );
+                if let Ok(v) = header::HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            ApiError::InsufficientScope(scope) => {
+                let challenge = format!(
+                    "Bearer realm=\"medrelay\", error=\"insufficient_scope\", scope=\"{}\"",
+                    quotable(scope)
+                );
+                if let Ok(v) = header::HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+            }
+            _ if status == StatusCode::UNAUTHORIZED => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"medrelay\""),
+                );
+            }
+            _ => {}
         }
         resp
     }
+}
+
+/// Text for a quoted-string of a challenge: printable ASCII without `"` and `\\`.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+        .collect()
 }
 
 impl From<StoreError> for ApiError {
@@ -104,6 +150,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

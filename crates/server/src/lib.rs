@@ -1,16 +1,20 @@
 //! medrelay's HTTP surface. The route table in [`router`] is the map of the API:
 //! liveness and metrics, the device API ([`device_api`]) and the dashboard's
-//! operations for admins ([`admin_api`]). Authentication is an extractor
-//! ([`auth`]); errors are JSON ([`error`]); resources render in [`views`].
+//! operations for admins ([`admin_api`]), and the OAuth 2.0 token endpoint for
+//! clinical systems ([`oauth`]). Authentication is an extractor ([`auth`],
+//! [`oauth::OAuthBearer`]); errors are JSON ([`error`]); resources render in
+//! [`views`].
 
 pub mod admin_api;
 pub mod auth;
 pub mod device_api;
 pub mod error;
+pub mod integration_api;
+pub mod oauth;
 pub mod views;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -30,6 +34,13 @@ pub struct AppState {
     pub results: Results,
     /// Largest request body accepted (a measurement with its Base64 PDF).
     pub max_body: usize,
+    /// Lifetime of the access tokens `/oauth/token` issues
+    /// ([`oauth::DEFAULT_TOKEN_TTL`] unless configured).
+    pub oauth_token_ttl: Duration,
+    /// Per-client limit on `/oauth/token`, checked before the secret.
+    pub oauth_token_limiter: oauth::RateLimiter,
+    /// The integrations EHRs push JSON appointments to, by name.
+    pub pushes: std::sync::Arc<std::collections::HashMap<String, integration_api::PushEndpoint>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -82,6 +93,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/messages", get(admin::list_messages))
         .route("/api/v1/messages/{id}", get(admin::get_message))
+        // OAuth 2.0 client credentials (RFC 6749 §4.4) for pushing EHRs
+        .route("/oauth/token", post(oauth::token))
+        // Pushed JSON appointments; each integration sets its own body limit.
+        .route(
+            "/api/v1/integrations/{name}/appointments",
+            post(integration_api::push_appointments).layer(DefaultBodyLimit::disable()),
+        )
         .fallback(not_found)
         .layer(limit)
         .with_state(state)

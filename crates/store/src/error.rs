@@ -23,6 +23,10 @@ pub enum StoreError {
     /// use, a group that still has devices …). The text says which.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The arguments were refused before anything was written (e.g. a scope
+    /// that is not a valid RFC 6749 scope token). The text says why.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// Creating the data directory or starting the writer thread failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -86,11 +86,14 @@
 
 mod domain;
 mod error;
+pub mod oauth;
 mod sqlite;
 mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_oauth;
 #[cfg(test)]
 mod tests_worklist;
 
@@ -102,6 +105,7 @@ pub use domain::{
     WorklistEffect,
 };
 pub use error::{StoreError, UnknownName};
+pub use oauth::{IssuedOAuthToken, NewOAuthClient, OAuthClient, OAuthToken};
 pub use sqlite::SqliteOptions;
 pub use types::{
     DEFAULT_ORG, Delivery, DeliveryState, Direction, InboundOutcome, InboundRecord, MessageQuery,
@@ -506,6 +510,134 @@ impl Store {
     /// Records a token's use, throttled like [`Store::touch_device`].
     pub async fn touch_api_token(&self, id: &str, at: Millis) -> Result<bool, StoreError> {
         dispatch!(self.touch_api_token(id, at))
+    }
+
+    // ------------------------------------------------------------ OAuth 2.0 clients
+
+    /// Registers an OAuth 2.0 client of `org` that may ask for `scopes` (each an
+    /// RFC 6749 scope token, else `Invalid`; repeats are dropped). Returns it
+    /// with its secret, which is shown once: only its argon2id hash is stored
+    /// (hashed on a blocking thread; see [`oauth`]).
+    pub async fn create_oauth_client(
+        &self,
+        org: &str,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<NewOAuthClient, StoreError> {
+        let scopes = oauth::normalize_scopes(scopes).map_err(StoreError::Invalid)?;
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("the client name is empty".into()));
+        }
+        let client_secret = oauth::new_client_secret()?;
+        let secret_hash = oauth::hash_secret(client_secret.clone()).await?;
+        let client = OAuthClient {
+            id: oauth::new_client_id()?,
+            org: org.to_owned(),
+            name: name.to_owned(),
+            scopes,
+            created_at: now(),
+            disabled: false,
+        };
+        let stored = client.clone();
+        dispatch!(self.create_oauth_client(stored, secret_hash))?;
+        Ok(NewOAuthClient {
+            client,
+            client_secret,
+        })
+    }
+
+    /// The client with this `client_id`, of any organisation (the id
+    /// determines it), disabled or not.
+    pub async fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        dispatch!(self.oauth_client(client_id))
+    }
+
+    /// Client authentication: the client, if it exists, is enabled and
+    /// `secret` is its secret; `None` otherwise (which of these is not said).
+    /// The argon2 verification runs on a blocking thread, at most
+    /// [`oauth::MAX_CONCURRENT_HASHES`] at once; it takes tens of
+    /// milliseconds by design, so rate-limit callers before calling this.
+    pub async fn verify_client_secret(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<Option<OAuthClient>, StoreError> {
+        let Some((client, phc)) = dispatch!(self.oauth_client_with_secret(client_id))? else {
+            return Ok(None);
+        };
+        if client.disabled {
+            return Ok(None);
+        }
+        let ok = oauth::verify_secret(secret.to_owned(), phc).await?;
+        Ok(ok.then_some(client))
+    }
+
+    /// The clients of `org`, oldest first (secrets are never returned).
+    pub async fn list_oauth_clients(&self, org: &str) -> Result<Vec<OAuthClient>, StoreError> {
+        dispatch!(self.list_oauth_clients(org))
+    }
+
+    /// Deletes a client of `org` and every token issued to it (they stop
+    /// working at once). `NotFound` unless it exists in `org`.
+    pub async fn delete_oauth_client(&self, org: &str, client_id: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_oauth_client(org, client_id))
+    }
+
+    /// Disables (or enables again) a client of `org`: while disabled it gets no
+    /// tokens and its tokens are not found. `NotFound` unless it exists in `org`.
+    pub async fn set_oauth_client_disabled(
+        &self,
+        org: &str,
+        client_id: &str,
+        disabled: bool,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.set_oauth_client_disabled(org, client_id, disabled))
+    }
+
+    /// Issues an access token to an enabled client of `org` for `scopes`
+    /// (which must be among the client's: else `Invalid`), valid for `ttl`
+    /// from now. Only its SHA-256 is stored; the token is in the result, once.
+    /// `NotFound` if the client does not exist in `org` or is disabled.
+    pub async fn issue_oauth_token(
+        &self,
+        client_id: &str,
+        org: &str,
+        scopes: &[String],
+        ttl: std::time::Duration,
+    ) -> Result<IssuedOAuthToken, StoreError> {
+        let scopes = oauth::normalize_scopes(scopes).map_err(StoreError::Invalid)?;
+        let access_token = oauth::new_access_token()?;
+        let created_at = now();
+        let token = OAuthToken {
+            client_id: client_id.to_owned(),
+            org: org.to_owned(),
+            scopes,
+            created_at,
+            expires_at: created_at.saturating_add(oauth::ttl_millis(ttl)),
+        };
+        let hash = oauth::token_hash(&access_token);
+        dispatch!(self.insert_oauth_token(hash, token.clone()))?;
+        Ok(IssuedOAuthToken {
+            access_token,
+            token,
+        })
+    }
+
+    /// The grant of the access token whose SHA-256 hex
+    /// ([`oauth::token_hash`]) is `token_hash`, **expired or not** (check
+    /// [`OAuthToken::is_expired`]); `None` if unknown, pruned, or its client was
+    /// deleted or is disabled. Its `org` is the token's organisation.
+    pub async fn oauth_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        dispatch!(self.oauth_token_by_hash(token_hash))
+    }
+
+    /// Deletes the access tokens expired at `now` (epoch ms), in batches of one
+    /// writer operation each; returns how many.
+    pub async fn prune_oauth_tokens(&self, now: Millis) -> Result<u64, StoreError> {
+        dispatch!(self.prune_oauth_tokens(now))
     }
 
     // ------------------------------------------------------------ measurements

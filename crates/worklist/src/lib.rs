@@ -1,6 +1,7 @@
 //! medrelay's device domain, free of I/O: the canonical model (patients,
 //! appointments, measurements), the data-driven mapping of HL7 v2 orders into
-//! it, and the ORU^R01 built from a measurement.
+//! it, and the ORU^R01 built from a measurement. GDT files ([`gdt_map`]) and the
+//! cloud EHRs' JSON ([`json_map`]) map the same way, from data.
 //!
 //! Where an order goes: [`mapping::map_message`] turns a parsed HL7 message into
 //! [`WorklistAction`]s (using a preset's [`mapping::Mapping`] from [`presets`],
@@ -31,6 +32,7 @@
 )]
 
 pub mod gdt_map;
+pub mod json_map;
 pub mod mapping;
 pub mod model;
 pub mod oru;

@@ -3,7 +3,10 @@
 //!
 //! A preset file is a [`Mapping`] plus a `[preset]` table with a `description` and an
 //! optional `extends = "<preset>"`: the five EHR presets extend `hl7-mllp` and set
-//! their own ORU application names.
+//! their own ORU application names. The GDT presets ([`gdt()`]) and the JSON presets
+//! ([`json()`]: `best-practice`, `join`, `vena`, `webdoc`, `ziplanerx`, extending the
+//! generic `json`) keep their file as a TOML table, so an integration's overrides
+//! are merged key by key before the mapping is built.
 //!
 //! ```
 //! use medrelay_worklist::presets;
@@ -14,6 +17,7 @@
 //! ```
 
 use crate::gdt_map::{GdtMapping, merge_tables};
+use crate::json_map::JsonMapping;
 use crate::mapping::{Mapping, MappingError};
 
 /// A ready-made mapping.
@@ -42,6 +46,19 @@ const GDT_FILES: &[(&str, &str)] = &[
     ("tomedo", include_str!("../presets/tomedo.toml")),
 ];
 
+/// The JSON presets: a [`JsonMapping`] each. The vendor presets extend `json`.
+const JSON_FILES: &[(&str, &str)] = &[
+    ("json", include_str!("../presets/json.toml")),
+    (
+        "best-practice",
+        include_str!("../presets/best-practice.toml"),
+    ),
+    ("join", include_str!("../presets/join.toml")),
+    ("vena", include_str!("../presets/vena.toml")),
+    ("webdoc", include_str!("../presets/webdoc.toml")),
+    ("ziplanerx", include_str!("../presets/ziplanerx.toml")),
+];
+
 /// Names of every HL7 preset this crate ships.
 pub fn names() -> Vec<&'static str> {
     FILES.iter().map(|(n, _)| *n).collect()
@@ -52,11 +69,17 @@ pub fn gdt_names() -> Vec<&'static str> {
     GDT_FILES.iter().map(|(n, _)| *n).collect()
 }
 
+/// Names of every JSON preset this crate ships.
+pub fn json_names() -> Vec<&'static str> {
+    JSON_FILES.iter().map(|(n, _)| *n).collect()
+}
+
 /// The preset's source file, as shipped.
 pub fn source(name: &str) -> Option<&'static str> {
     FILES
         .iter()
         .chain(GDT_FILES)
+        .chain(JSON_FILES)
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
 }
@@ -110,6 +133,83 @@ pub fn gdt(name: &str) -> Result<GdtPreset, PresetError> {
     }
     GdtMapping::from_table(&table).map_err(|e| invalid(e.to_string()))?;
     Ok(GdtPreset {
+        name: static_name,
+        description,
+        table,
+    })
+}
+
+/// A ready-made JSON mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonPreset {
+    pub name: &'static str,
+    pub description: String,
+    /// The preset file (with what it extends merged in) without its `[preset]`
+    /// table: overrides are merged into it before it becomes a [`JsonMapping`].
+    pub table: toml::Table,
+}
+
+impl JsonPreset {
+    /// The preset's mapping with an integration's overrides merged in, checked.
+    pub fn mapping(&self, overrides: Option<&toml::Table>) -> Result<JsonMapping, String> {
+        let mut t = self.table.clone();
+        if let Some(o) = overrides {
+            merge_tables(&mut t, o);
+        }
+        JsonMapping::from_table(&t).map_err(|e| e.to_string())
+    }
+}
+
+/// Loads a JSON preset.
+///
+/// ```
+/// use medrelay_worklist::{json_map::JsonInbound, presets};
+/// let m = presets::json("vena").unwrap().mapping(None).unwrap();
+/// assert_eq!(m.transport.inbound, JsonInbound::Poll);
+/// assert_eq!(m.items.as_deref(), Some("/data"));
+/// assert!(presets::json("nextgen").is_err());
+/// ```
+pub fn json(name: &str) -> Result<JsonPreset, PresetError> {
+    json_depth(name, 0)
+}
+
+fn json_depth(name: &str, depth: usize) -> Result<JsonPreset, PresetError> {
+    let (static_name, text) = JSON_FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| PresetError::Unknown(name.to_string()))?;
+    let invalid = |reason: String| PresetError::Invalid {
+        name: name.to_string(),
+        reason,
+    };
+    if depth > JSON_FILES.len() {
+        return Err(invalid("`extends` forms a cycle".into()));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let meta = match table.remove("preset") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err(invalid("`preset` must be a table".into())),
+        None => toml::Table::new(),
+    };
+    let mut description = String::new();
+    let mut base = None;
+    for (k, v) in &meta {
+        let text = v
+            .as_str()
+            .ok_or_else(|| invalid(format!("preset.{k} must be a string")))?;
+        match k.as_str() {
+            "description" => description = text.to_string(),
+            "extends" => base = Some(text.to_string()),
+            other => return Err(invalid(format!("unknown key preset.{other}"))),
+        }
+    }
+    if let Some(base) = base {
+        let mut merged = json_depth(&base, depth + 1)?.table;
+        merge_tables(&mut merged, &table);
+        table = merged;
+    }
+    JsonMapping::from_table(&table).map_err(|e| invalid(e.to_string()))?;
+    Ok(JsonPreset {
         name: static_name,
         description,
         table,

@@ -13,14 +13,32 @@
 //! | 3xx | failed: redirects are not followed |
 //! | any other 4xx | failed for good, the body kept as the response |
 //!
-//! Secrets (the values of the `auth` block) never appear in error messages, and
-//! neither do user names, passwords or query strings of the URL.
+//! With OAuth 2.0 client credentials (`auth = { oauth2 = { … } }`) a token is
+//! fetched from the token endpoint first and kept for later attempts until
+//! shortly before it expires:
+//!
+//! | token endpoint | outcome |
+//! | --- | --- |
+//! | 200 with a token | the request is sent with `Authorization: Bearer …` |
+//! | connection trouble, timeouts, 5xx, 408, 429 | retry |
+//! | 400, 401 or any other answer (`invalid_client`, …) | failed for good |
+//!
+//! A 401 from the endpoint drops the kept token; a fresh one is fetched and the
+//! request sent once more, within the same attempt. A second 401 is final.
+//!
+//! Secrets (the values of the `auth` block, OAuth 2.0 access tokens) never appear
+//! in error messages, logs or `Debug` output, and neither do user names,
+//! passwords or query strings of the URL.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use reqwest::header::{
@@ -115,6 +133,8 @@ pub struct HttpTls {
 /// - `{ bearer = "…" }`
 /// - `{ client_id = "…", client_secret = "…" }`, sent as `X-Client-Id` and
 ///   `X-Client-Secret` unless `id_header` / `secret_header` name other headers
+/// - `{ oauth2 = { token_url = "…", client_id = "…", client_secret = "…" } }`,
+///   OAuth 2.0 client credentials; see [`OAuth2Config`]
 ///
 /// `Debug` never shows the secret parts.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -133,9 +153,101 @@ pub enum HttpAuth {
         secret_header: String,
         secret: String,
     },
-    // OAuth 2.0 client credentials will become `OAuth2(OAuth2Config)`, spelled
-    // `{ oauth2 = { token_url = …, client_id = …, … } }`: one more key in `RawAuth`
-    // and one more arm in its conversion.
+    /// OAuth 2.0 client credentials grant: `Authorization: Bearer <token>` with
+    /// a token fetched from `token_url`.
+    OAuth2(OAuth2Config),
+}
+
+/// OAuth 2.0 client credentials (RFC 6749, section 4.4), spelled
+/// `{ oauth2 = { token_url = "https://idp/token", client_id = "…", client_secret = "…",
+/// scope = "a b", audience = "…", auth_style = "basic" } }`.
+///
+/// The token request uses the destination's `tls` settings and timeouts.
+/// `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The token endpoint, `http://` or `https://`.
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Space-separated scopes to ask for; none when unset.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Sent as the extra form parameter `audience` when set (Auth0, Okta and
+    /// others want it).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Where the client id and secret go; `basic` by default.
+    #[serde(default)]
+    pub auth_style: OAuth2AuthStyle,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuth2AuthStyle {
+    /// HTTP Basic with the (form-encoded) client id and secret (RFC 6749, 2.3.1).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` as form parameters of the request body.
+    Body,
+}
+
+impl fmt::Debug for OAuth2Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Config")
+            .field("token_url", &shown_url_template(&self.token_url))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &REDACTED)
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("auth_style", &self.auth_style)
+            .finish()
+    }
+}
+
+impl OAuth2Config {
+    /// Checks what can be checked without asking the token endpoint; errors name
+    /// the key, never a secret.
+    fn check(&self) -> Result<Url, String> {
+        let shown = shown_url_template(&self.token_url);
+        let url = Url::parse(&self.token_url)
+            .map_err(|e| format!("auth: oauth2.token_url {shown}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "auth: oauth2.token_url {shown}: scheme {}:// is not supported; use https:// (or http://)",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("auth: oauth2.token_url {shown}: no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "auth: oauth2.token_url {shown}: holds a user name or password; use `client_id` and `client_secret`"
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err("auth: `oauth2.client_id` is empty".into());
+        }
+        if self.client_secret.is_empty() {
+            return Err("auth: `oauth2.client_secret` is empty".into());
+        }
+        if self.audience.as_deref().is_some_and(str::is_empty) {
+            return Err("auth: `oauth2.audience` is empty; leave it out instead".into());
+        }
+        Ok(url)
+    }
+
+    fn scopes(&self) -> Vec<oauth2::Scope> {
+        self.scope
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|s| oauth2::Scope::new(s.to_string()))
+            .collect()
+    }
 }
 
 pub const DEFAULT_API_KEY_HEADER: &str = "X-Api-Key";
@@ -170,6 +282,7 @@ impl fmt::Debug for HttpAuth {
                 .field("secret_header", secret_header)
                 .field("secret", &REDACTED)
                 .finish(),
+            HttpAuth::OAuth2(o) => f.debug_tuple("OAuth2").field(o).finish(),
         }
     }
 }
@@ -195,9 +308,8 @@ struct RawAuth {
     id_header: Option<String>,
     #[serde(default)]
     secret_header: Option<String>,
-    /// Reserved so that its absence is reported as "not yet", not as a typo.
     #[serde(default)]
-    oauth2: Option<serde::de::IgnoredAny>,
+    oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Deserialize)]
@@ -208,17 +320,13 @@ struct RawBasic {
     password: String,
 }
 
-const AUTH_KINDS: &str = "`api_key`, `basic`, `bearer`, or `client_id` with `client_secret`";
+const AUTH_KINDS: &str =
+    "`api_key`, `basic`, `bearer`, `client_id` with `client_secret`, or `oauth2`";
 
 impl TryFrom<RawAuth> for HttpAuth {
     type Error = String;
 
     fn try_from(raw: RawAuth) -> Result<Self, String> {
-        if raw.oauth2.is_some() {
-            return Err(format!(
-                "auth: `oauth2` is not supported yet; use one of {AUTH_KINDS}"
-            ));
-        }
         let mut kinds = Vec::new();
         if raw.api_key.is_some() {
             kinds.push("api_key");
@@ -231,6 +339,9 @@ impl TryFrom<RawAuth> for HttpAuth {
         }
         if raw.client_id.is_some() || raw.client_secret.is_some() {
             kinds.push("client_id/client_secret");
+        }
+        if raw.oauth2.is_some() {
+            kinds.push("oauth2");
         }
         match kinds.len() {
             0 => return Err(format!("auth: give one of {AUTH_KINDS}")),
@@ -265,6 +376,9 @@ impl TryFrom<RawAuth> for HttpAuth {
             }
         } else if let Some(token) = raw.bearer {
             HttpAuth::Bearer { token }
+        } else if let Some(o) = raw.oauth2 {
+            o.check()?;
+            HttpAuth::OAuth2(o)
         } else {
             let (Some(id), Some(secret)) = (raw.client_id, raw.client_secret) else {
                 return Err("auth: give both `client_id` and `client_secret`".into());
@@ -286,8 +400,9 @@ impl TryFrom<RawAuth> for HttpAuth {
 }
 
 impl HttpAuth {
-    /// The headers this authentication adds, values marked sensitive. Errors name
-    /// the offending key, never its value.
+    /// The fixed headers this authentication adds, values marked sensitive.
+    /// Errors name the offending key, never its value. OAuth 2.0 adds none here:
+    /// its `Authorization` header is set per request.
     pub fn headers(&self) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
         fn name(n: &str, key: &str) -> Result<HeaderName, String> {
             HeaderName::from_bytes(n.as_bytes())
@@ -340,6 +455,10 @@ impl HttpAuth {
                     (secret_name, secret(s, "client_secret")?),
                 ]
             }
+            HttpAuth::OAuth2(o) => {
+                o.check()?;
+                Vec::new()
+            }
         })
     }
 }
@@ -377,6 +496,9 @@ impl fmt::Display for HttpError {
 
 impl StdError for HttpError {}
 
+/// One configured HTTP destination. Clones share the client (and its
+/// connections) and, with OAuth 2.0, the kept token.
+#[derive(Clone)]
 pub struct HttpDestination {
     client: reqwest::Client,
     cfg: HttpDestinationConfig,
@@ -384,6 +506,8 @@ pub struct HttpDestination {
     /// Custom headers, then the auth headers (sensitive).
     headers: HeaderMap,
     content_type: Option<HeaderValue>,
+    /// OAuth 2.0 client credentials: the token endpoint client and kept token.
+    oauth2: Option<Arc<OAuth2Session>>,
 }
 
 impl fmt::Debug for HttpDestination {
@@ -436,6 +560,13 @@ impl HttpDestination {
             })?;
             headers.insert(n, v);
         }
+        if let Some(HttpAuth::OAuth2(_)) = &cfg.auth
+            && headers.contains_key(AUTHORIZATION)
+        {
+            return Err(format!(
+                "header {AUTHORIZATION} is set both under `headers` and by `auth`; keep one"
+            ));
+        }
         if let Some(auth) = &cfg.auth {
             for (n, v) in auth.headers()? {
                 if headers.contains_key(&n) {
@@ -467,12 +598,17 @@ impl HttpDestination {
         let client = builder
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))?;
+        let oauth2 = match &cfg.auth {
+            Some(HttpAuth::OAuth2(o)) => Some(Arc::new(OAuth2Session::new(o)?)),
+            _ => None,
+        };
         Ok(HttpDestination {
             client,
             cfg,
             method,
             headers,
             content_type,
+            oauth2,
         })
     }
 
@@ -509,38 +645,105 @@ impl HttpDestination {
             retry_after: None,
         })?;
 
+        let (response, retried_with_fresh_token) = self
+            .exchange(self.method.clone(), &url, Some(payload))
+            .await?;
+        let (status, retry_after, location) = answer_head(&response, &url);
+        let body = read_body(response, MAX_RESPONSE_BYTES).await;
+        judge(status, &url, body, retry_after, location).map_err(|mut e| {
+            if retried_with_fresh_token && status == StatusCode::UNAUTHORIZED {
+                e.message
+                    .push_str(" (refused a freshly fetched OAuth 2.0 token too)");
+            }
+            e
+        })
+    }
+
+    /// One request to `url` with this connector's client, headers,
+    /// authentication (OAuth 2.0 included) and TLS, returning the answer's body
+    /// (at most `max_bytes`) on 2xx: what a poller uses to fetch appointments or
+    /// messages. Failures are classified as for a delivery.
+    pub async fn fetch(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, HttpError> {
+        let url = Url::parse(url).map_err(|e| HttpError {
+            message: format!("url {} is not valid: {e}", shown_url_template(url)),
+            retryable: false,
+            response: None,
+            retry_after: None,
+        })?;
+        let (response, _) = self.exchange(method, &url, body).await?;
+        let (status, retry_after, location) = answer_head(&response, &url);
+        let body = read_body(response, max_bytes).await;
+        if status.is_success() {
+            return Ok(body);
+        }
+        judge(status, &url, body, retry_after, location)
+    }
+
+    /// Sends the request, once more with a fresh OAuth 2.0 token after a 401;
+    /// `true` when that second try happened.
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        payload: Option<&[u8]>,
+    ) -> Result<(reqwest::Response, bool), HttpError> {
         let mut headers = HeaderMap::with_capacity(self.headers.len() + 1);
-        let content_type = self
-            .content_type
-            .clone()
-            .unwrap_or_else(|| HeaderValue::from_static(detect_content_type(payload)));
-        headers.insert(CONTENT_TYPE, content_type);
+        if let Some(payload) = payload {
+            let content_type = self
+                .content_type
+                .clone()
+                .unwrap_or_else(|| HeaderValue::from_static(detect_content_type(payload)));
+            headers.insert(CONTENT_TYPE, content_type);
+        }
         for (n, v) in &self.headers {
             headers.insert(n.clone(), v.clone());
         }
 
-        let response = self
-            .client
-            .request(self.method.clone(), url.clone())
-            .headers(headers)
-            .body(payload.to_vec())
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e, &url))?;
-
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|l| shown_location(&url, l));
-        let body = read_body(response).await;
-        judge(status, &url, body, retry_after, location)
+        let mut token = match &self.oauth2 {
+            Some(o) => Some(o.token(self, None).await?),
+            None => None,
+        };
+        let mut retried_with_fresh_token = false;
+        loop {
+            if let Some((value, _)) = &token {
+                headers.insert(AUTHORIZATION, value.clone());
+            }
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(payload) = payload {
+                request = request.body(payload.to_vec());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| self.transport_error(e, url))?;
+            match (&self.oauth2, &token) {
+                (Some(o), Some((_, generation)))
+                    if response.status() == StatusCode::UNAUTHORIZED
+                        && !retried_with_fresh_token =>
+                {
+                    // The token may have been revoked or have expired early: once
+                    // more with a fresh one, within this attempt.
+                    let generation = *generation;
+                    drop(read_body(response, MAX_RESPONSE_BYTES).await);
+                    tracing::debug!(
+                        url = %shown_url(url),
+                        "HTTP 401 with an OAuth 2.0 token; fetching a fresh one"
+                    );
+                    token = Some(o.token(self, Some(generation)).await?);
+                    retried_with_fresh_token = true;
+                }
+                _ => return Ok((response, retried_with_fresh_token)),
+            }
+        }
     }
 
     fn transport_error(&self, e: reqwest::Error, url: &Url) -> HttpError {
@@ -629,6 +832,337 @@ impl HttpDestination {
     }
 }
 
+// ---------------------------------------------------------------- OAuth 2.0
+
+/// At most this much of a token endpoint's answer is read.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// How long before its expiry a token is replaced: 30 s or a tenth of its
+/// lifetime, whichever is longer. A token that lives no longer than that is
+/// used for one request only.
+pub fn token_refresh_margin(lifetime: Duration) -> Duration {
+    Duration::from_secs(30).max(lifetime / 10)
+}
+
+type TokenClient = oauth2::basic::BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+type TokenRequestError =
+    oauth2::RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>;
+
+/// The token endpoint client and the token kept for the destination (and its
+/// clones). No `Debug`: it holds the secret and the token.
+struct OAuth2Session {
+    client: TokenClient,
+    scopes: Vec<oauth2::Scope>,
+    audience: Option<String>,
+    token_url: Url,
+    /// Only to scrub it from messages quoting the token endpoint.
+    secret: String,
+    /// Held while a token is fetched: one token request at a time.
+    cache: tokio::sync::Mutex<Option<CachedToken>>,
+    /// Numbers the tokens fetched, so that a 401 drops only the token it was for.
+    fetched: AtomicU64,
+}
+
+struct CachedToken {
+    /// `Bearer <token>`, marked sensitive.
+    header: HeaderValue,
+    generation: u64,
+    /// Fetch a new one from then on; `None`: no `expires_in`, kept until a 401.
+    refresh_at: Option<Instant>,
+}
+
+impl OAuth2Session {
+    fn new(cfg: &OAuth2Config) -> Result<Self, String> {
+        let token_url = cfg.check()?;
+        let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(cfg.client_id.clone()))
+            .set_client_secret(oauth2::ClientSecret::new(cfg.client_secret.clone()))
+            .set_auth_type(match cfg.auth_style {
+                OAuth2AuthStyle::Basic => oauth2::AuthType::BasicAuth,
+                OAuth2AuthStyle::Body => oauth2::AuthType::RequestBody,
+            })
+            .set_token_uri(oauth2::TokenUrl::from_url(token_url.clone()));
+        Ok(OAuth2Session {
+            client,
+            scopes: cfg.scopes(),
+            audience: cfg.audience.clone(),
+            token_url,
+            secret: cfg.client_secret.clone(),
+            cache: tokio::sync::Mutex::new(None),
+            fetched: AtomicU64::new(0),
+        })
+    }
+
+    /// The `Authorization` value to send and its generation: the kept token if
+    /// it is still good and not the `rejected` one, else a fresh one.
+    async fn token(
+        &self,
+        dest: &HttpDestination,
+        rejected: Option<u64>,
+    ) -> Result<(HeaderValue, u64), HttpError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(kept) = cache.as_ref() {
+            let usable = rejected != Some(kept.generation)
+                && kept.refresh_at.is_none_or(|at| Instant::now() < at);
+            if usable {
+                return Ok((kept.header.clone(), kept.generation));
+            }
+        }
+        *cache = None;
+        let fresh = self.fetch(dest).await?;
+        let out = (fresh.header.clone(), fresh.generation);
+        *cache = Some(fresh);
+        Ok(out)
+    }
+
+    async fn fetch(&self, dest: &HttpDestination) -> Result<CachedToken, HttpError> {
+        use oauth2::TokenResponse as _;
+
+        let http = TokenHttp {
+            client: dest.client.clone(),
+            status: AtomicU16::new(0),
+        };
+        let mut request = self
+            .client
+            .exchange_client_credentials()
+            .add_scopes(self.scopes.iter().cloned());
+        if let Some(audience) = &self.audience {
+            request = request.add_extra_param("audience", audience.as_str());
+        }
+        let asked = Instant::now();
+        let answer = request.request_async(&http).await;
+        let status = http.status.load(Ordering::Relaxed);
+        let answer = answer.map_err(|e| self.error(e, status, dest))?;
+
+        let fail = |why: &str| HttpError {
+            message: self.scrub(format!(
+                "fetching an OAuth 2.0 token from {} failed: {why}",
+                shown_url(&self.token_url)
+            )),
+            retryable: false,
+            response: None,
+            retry_after: None,
+        };
+        if *answer.token_type() != oauth2::basic::BasicTokenType::Bearer {
+            return Err(fail(&format!(
+                "token type {:?} is not supported (only Bearer)",
+                answer.token_type().as_ref()
+            )));
+        }
+        let token = answer.access_token().secret();
+        if token.is_empty() {
+            return Err(fail("the access token is empty"));
+        }
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| fail("the access token holds characters a header cannot carry"))?;
+        header.set_sensitive(true);
+        let lifetime = answer.expires_in();
+        let refresh_at = lifetime.map(|l| asked + l.saturating_sub(token_refresh_margin(l)));
+        let generation = self.fetched.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(
+            token_url = %shown_url(&self.token_url),
+            expires_in = ?lifetime,
+            generation,
+            "fetched an OAuth 2.0 token"
+        );
+        Ok(CachedToken {
+            header,
+            generation,
+            refresh_at,
+        })
+    }
+
+    /// A failed token request as a delivery error: retry on trouble that may
+    /// pass (network, timeouts, 5xx, 408, 429), fail for good on a refusal.
+    fn error(&self, e: TokenRequestError, status: u16, dest: &HttpDestination) -> HttpError {
+        let shown = shown_url(&self.token_url);
+        let head = || {
+            let reason = StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            format!("HTTP {status} {reason}").trim_end().to_string()
+        };
+        let quoted = |body: &[u8]| {
+            let snippet = body_snippet(body);
+            if snippet.is_empty() {
+                String::new()
+            } else {
+                format!(": {snippet}")
+            }
+        };
+        let mut retry_after = None;
+        let (why, retryable) = match e {
+            oauth2::RequestTokenError::Request(TokenHttpError::Transport(e)) => {
+                let inner = dest.transport_error(e, &self.token_url);
+                let suffix = format!(" ({shown})");
+                let why = inner
+                    .message
+                    .strip_suffix(&suffix)
+                    .unwrap_or(&inner.message)
+                    .to_string();
+                (why, inner.retryable)
+            }
+            oauth2::RequestTokenError::Request(TokenHttpError::Status {
+                body,
+                retry_after: wait,
+            }) => {
+                retry_after = wait;
+                let shown_wait = wait
+                    .map(|d| {
+                        format!(
+                            " (Retry-After {})",
+                            humantime::format_duration(Duration::from_secs(d.as_secs()))
+                        )
+                    })
+                    .unwrap_or_default();
+                (format!("{}{shown_wait}{}", head(), quoted(&body)), true)
+            }
+            oauth2::RequestTokenError::Request(TokenHttpError::Other(why)) => (why, false),
+            oauth2::RequestTokenError::ServerResponse(answer) => {
+                // `invalid_client: description (see uri)`
+                (format!("{}: {answer}", head()), false)
+            }
+            oauth2::RequestTokenError::Parse(e, body) => {
+                if status == 200 {
+                    // The body may hold a token: name the problem, quote nothing.
+                    let inner = e.inner().to_string();
+                    let problem = if inner.starts_with("missing field") {
+                        inner
+                            .split(" at line ")
+                            .next()
+                            .unwrap_or(&inner)
+                            .to_string()
+                    } else if e.inner().is_data() {
+                        format!("unexpected value at `{}`", e.path())
+                    } else {
+                        "not JSON".to_string()
+                    };
+                    (
+                        format!("HTTP 200 but the answer is not a token response ({problem})"),
+                        false,
+                    )
+                } else {
+                    (format!("{}{}", head(), quoted(&body)), false)
+                }
+            }
+            oauth2::RequestTokenError::Other(why) if status != 0 => {
+                (format!("{}: {why}", head()), false)
+            }
+            oauth2::RequestTokenError::Other(why) => (why, false),
+        };
+        HttpError {
+            message: self.scrub(format!(
+                "fetching an OAuth 2.0 token from {shown} failed: {why}"
+            )),
+            retryable,
+            response: None,
+            retry_after,
+        }
+    }
+
+    /// The client secret out of a message quoting the token endpoint.
+    fn scrub(&self, message: String) -> String {
+        if self.secret.len() >= 4 && message.contains(&self.secret) {
+            message.replace(&self.secret, REDACTED)
+        } else {
+            message
+        }
+    }
+}
+
+/// oauth2's HTTP client, on the destination's reqwest client (same TLS
+/// settings and timeouts, no redirects). Answers that are worth trying again
+/// later (5xx, 408, 429) come back as errors; the rest go to oauth2 to parse.
+struct TokenHttp {
+    client: reqwest::Client,
+    /// The status of the last answer, for messages.
+    status: AtomicU16,
+}
+
+#[derive(Debug)]
+enum TokenHttpError {
+    Transport(reqwest::Error),
+    /// A status worth trying again.
+    Status {
+        body: Vec<u8>,
+        retry_after: Option<Duration>,
+    },
+    Other(String),
+}
+
+impl fmt::Display for TokenHttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenHttpError::Transport(e) => f.write_str(&error_chain(e)),
+            TokenHttpError::Status { .. } => f.write_str("the token endpoint is unavailable"),
+            TokenHttpError::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl StdError for TokenHttpError {}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
+    type Error = TokenHttpError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, TokenHttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request).map_err(|e| {
+                TokenHttpError::Other(format!(
+                    "cannot build the request: {}",
+                    error_chain(&e.without_url())
+                ))
+            })?;
+            let mut response = self
+                .client
+                .execute(request)
+                .await
+                .map_err(TokenHttpError::Transport)?;
+            let status = response.status();
+            self.status.store(status.as_u16(), Ordering::Relaxed);
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let headers = std::mem::take(response.headers_mut());
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(TokenHttpError::Transport)? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_TOKEN_RESPONSE_BYTES {
+                    return Err(TokenHttpError::Other(format!(
+                        "{status}: the answer is larger than {} KiB",
+                        MAX_TOKEN_RESPONSE_BYTES / 1024
+                    )));
+                }
+            }
+            if status.is_server_error()
+                || status == StatusCode::REQUEST_TIMEOUT
+                || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                let retry_after = (status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE)
+                    .then_some(retry_after)
+                    .flatten();
+                return Err(TokenHttpError::Status { body, retry_after });
+            }
+            let mut answer = oauth2::HttpResponse::new(body);
+            *answer.status_mut() = status;
+            *answer.headers_mut() = headers;
+            Ok(answer)
+        })
+    }
+}
+
 /// Status code to outcome; `body` is what could be read of the answer.
 fn judge(
     status: StatusCode,
@@ -689,16 +1223,34 @@ fn judge(
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`]; an error part-way keeps what arrived.
-async fn read_body(mut response: reqwest::Response) -> Vec<u8> {
+async fn read_body(mut response: reqwest::Response, max: usize) -> Vec<u8> {
     let mut body = Vec::new();
-    while body.len() < MAX_RESPONSE_BYTES {
+    while body.len() < max {
         match response.chunk().await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) | Err(_) => break,
         }
     }
-    body.truncate(MAX_RESPONSE_BYTES);
+    body.truncate(max);
     body
+}
+
+/// Status, `Retry-After` and a redirect's target, read before the body.
+fn answer_head(
+    response: &reqwest::Response,
+    url: &Url,
+) -> (StatusCode, Option<Duration>, Option<String>) {
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| shown_location(url, l));
+    (response.status(), retry_after, location)
 }
 
 /// The first [`BODY_IN_MESSAGE`] characters, on one line.

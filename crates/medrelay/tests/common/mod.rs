@@ -185,3 +185,28 @@ pub fn names(dir: &Path) -> Vec<String> {
         .filter(|n| dir.join(n).is_file())
         .collect()
 }
+
+/// `medrelay client add` (OAuth 2.0 client credentials): `(client_id, client_secret)`.
+/// The secret is the last line; the id is the `client_id=` line.
+pub fn client_add_in(cfg: &Path, name: &str, scopes: &[&str], org: &str) -> (String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["client", "add", "--name", name, "--org", org]);
+    for s in scopes {
+        cmd.args(["--scope", s]);
+    }
+    let out = cmd.arg("--config").arg(cfg).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id="))
+        .unwrap_or_else(|| panic!("no client_id= line in {text:?}"))
+        .to_string();
+    let last = text.lines().last().unwrap_or("");
+    assert!(last.starts_with("client_secret="), "{text}");
+    (id, last_value(&out.stdout))
+}

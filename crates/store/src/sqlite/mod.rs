@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: one writer thread doing group commit, a small
 //! pool of read-only connections for everything else.
 
+mod oauth;
 mod sql;
 mod worklist;
 mod writer;
@@ -19,6 +20,7 @@ use crate::domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
 };
 use crate::error::StoreError;
+use crate::oauth::{OAuthClient, OAuthToken};
 use crate::types::{
     Delivery, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis, QueueDepth,
     StoreMetrics, StoredMessage,
@@ -32,6 +34,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0001_init.sql")),
         // Rebuilds `messages`: must run with foreign keys off (see open_writer).
         M::up(include_str!("../../migrations/0002_worklist.sql")).foreign_key_check(),
+        M::up(include_str!("../../migrations/0003_oauth.sql")),
     ])
 }
 
@@ -753,6 +756,88 @@ impl SqliteBackend {
         let (org, id) = (own(org), own(id));
         self.write(move |c| worklist::resend_measurement(c, &org, &id, at))
             .await
+    }
+}
+
+/// OAuth 2.0 clients and access tokens (see `oauth.rs`). Hashing happens in
+/// `crate::oauth`, before these are called.
+impl SqliteBackend {
+    pub(crate) async fn create_oauth_client(
+        &self,
+        client: OAuthClient,
+        secret_hash: String,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| oauth::create_client(c, &client, &secret_hash))
+            .await
+    }
+
+    pub(crate) async fn oauth_client(&self, id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        let id = own(id);
+        self.read(move |c| oauth::client(c, &id)).await
+    }
+
+    pub(crate) async fn oauth_client_with_secret(
+        &self,
+        id: &str,
+    ) -> Result<Option<(OAuthClient, String)>, StoreError> {
+        let id = own(id);
+        self.read(move |c| oauth::client_with_secret(c, &id)).await
+    }
+
+    pub(crate) async fn list_oauth_clients(
+        &self,
+        org: &str,
+    ) -> Result<Vec<OAuthClient>, StoreError> {
+        let org = own(org);
+        self.read(move |c| oauth::list_clients(c, &org)).await
+    }
+
+    pub(crate) async fn delete_oauth_client(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| oauth::delete_client(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn set_oauth_client_disabled(
+        &self,
+        org: &str,
+        id: &str,
+        disabled: bool,
+    ) -> Result<(), StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| oauth::set_client_disabled(c, &org, &id, disabled))
+            .await
+    }
+
+    pub(crate) async fn insert_oauth_token(
+        &self,
+        token_hash: String,
+        token: OAuthToken,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| oauth::insert_token(c, &token_hash, &token))
+            .await
+    }
+
+    pub(crate) async fn oauth_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let hash = own(token_hash);
+        self.read(move |c| oauth::token_by_hash(c, &hash)).await
+    }
+
+    /// One writer op per batch, like `prune`, so token traffic commits in between.
+    pub(crate) async fn prune_oauth_tokens(&self, now: Millis) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let n = self
+                .write(move |c| oauth::prune_tokens_step(c, now, oauth::PRUNE_BATCH))
+                .await?;
+            deleted += n as u64;
+            if n < oauth::PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 }
 

@@ -1,0 +1,464 @@
+//! The cloud JSON integrations that push (Join, ZipLaneRx) end to end: the EHR
+//! gets a token from medrelay's `/oauth/token` and POSTs appointments; a device
+//! measures; medrelay POSTs the JSON result to the EHR, authenticated the way
+//! the EHR wants (OAuth 2.0 with expiring tokens, or client id / secret).
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use common::*;
+use medrelay_testkit::{ServeProcess, free_port, http, sample_pdf, wait_for};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The EHR's cloud: an OAuth 2.0 token endpoint whose tokens can be expired at
+/// will, and a results endpoint that answers with the status it is told.
+#[derive(Clone, Default)]
+struct Cloud {
+    issued: Arc<Mutex<HashMap<String, bool>>>,
+    token_calls: Arc<AtomicU32>,
+    status: Arc<AtomicU16>,
+    results: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+    attempts: Arc<AtomicU32>,
+}
+
+impl Cloud {
+    async fn start() -> (Cloud, SocketAddr) {
+        let cloud = Cloud::default();
+        cloud.status.store(200, Ordering::SeqCst);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (c1, c2) = (cloud.clone(), cloud.clone());
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let c = c1.clone();
+                    async move {
+                        let (status, body) = c.token(&headers, &body);
+                        (
+                            status,
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            body,
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/results",
+                axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                    let c = c2.clone();
+                    async move { c.result(headers, &body) }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (cloud, addr)
+    }
+
+    fn token(&self, headers: &HeaderMap, body: &str) -> (StatusCode, String) {
+        let basic = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if !body.contains("grant_type=client_credentials")
+            || basic.as_deref() != Some("medrelay:cloud-secret")
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_client"}).to_string(),
+            );
+        }
+        let n = self.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let token = format!("cloud-token-{n}");
+        self.issued.lock().unwrap().insert(token.clone(), true);
+        (
+            StatusCode::OK,
+            json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}).to_string(),
+        )
+    }
+
+    fn result(&self, headers: HeaderMap, body: &[u8]) -> (StatusCode, String) {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let valid = match &bearer {
+            Some(t) => self.issued.lock().unwrap().get(t).copied().unwrap_or(false),
+            // Client id / secret instead of a token.
+            None => headers
+                .get("x-client-secret")
+                .is_some_and(|v| v == "zlr-secret"),
+        };
+        if !valid {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "{\"error\": \"invalid_token\"}".into(),
+            );
+        }
+        let code = self.status.load(Ordering::SeqCst);
+        if code == 200 {
+            let doc = serde_json::from_slice(body).unwrap_or(Value::Null);
+            self.results.lock().unwrap().push((headers, doc));
+        }
+        let status = StatusCode::from_u16(code).unwrap();
+        (status, format!("{{\"status\": {code}}}"))
+    }
+
+    /// Every token issued so far stops working (the EHR's tokens expired).
+    fn expire_tokens(&self) {
+        for v in self.issued.lock().unwrap().values_mut() {
+            *v = false;
+        }
+    }
+
+    fn results(&self) -> Vec<(HeaderMap, Value)> {
+        self.results.lock().unwrap().clone()
+    }
+}
+
+struct Server {
+    _process: ServeProcess,
+    http: SocketAddr,
+    cfg: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(preset: &str, group: &str, outbound_auth: &str) -> (Server, Cloud, String) {
+    let (cloud, cloud_addr) = Cloud::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http_addr = free_port();
+    let cfg = dir.path().join("medrelay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[server]
+data_dir = {data:?}
+http = "{http_addr}"
+
+[[integration]]
+name = "{preset}"
+preset = "{preset}"
+group = "default"
+inbound = {{ push = {{ max_body_bytes = 65536, rate_per_second = 50, burst = 100 }} }}
+
+[integration.outbound]
+url = "http://{cloud_addr}/results"
+auth = {outbound_auth}
+retry = {{ initial = "100ms", max = "300ms" }}
+"#,
+            data = dir.path().join("data"),
+            outbound_auth = outbound_auth.replace("CLOUD", &cloud_addr.to_string()),
+        ),
+    )
+    .unwrap();
+    check_ok(&cfg);
+    let device = device_add_in(&cfg, "tablet-1", group, "default");
+    let process = ServeProcess::start(BIN, &cfg, http_addr).await;
+    (
+        Server {
+            _process: process,
+            http: http_addr,
+            cfg,
+            _dir: dir,
+        },
+        cloud,
+        device,
+    )
+}
+
+/// A token from medrelay's own `/oauth/token` for a client of `scopes`.
+async fn medrelay_token(server: &Server, scopes: &[&str]) -> (String, String, String) {
+    let (id, secret) = client_add_in(&server.cfg, "ehr", scopes, "default");
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let (status, body) = http(
+        server.http,
+        "POST",
+        "/oauth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(form.as_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let token: Value = serde_json::from_slice(&body).unwrap();
+    (
+        token["access_token"].as_str().unwrap().to_string(),
+        id,
+        secret,
+    )
+}
+
+async fn push(server: &Server, name: &str, auth: &str, ctype: &str, body: &[u8]) -> (u16, Value) {
+    let (status, body) = http(
+        server.http,
+        "POST",
+        &format!("/api/v1/integrations/{name}/appointments"),
+        &[("Authorization", auth), ("Content-Type", ctype)],
+        Some(body),
+    )
+    .await
+    .unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn cloud_order_to_result(preset: &str, group: &str, outbound_auth: &str, result_key: &str) {
+    let (server, cloud, device) = start(preset, group, outbound_auth).await;
+    let (token, id, _) = medrelay_token(&server, &["appointments"]).await;
+    let bearer = format!("Bearer {token}");
+    let example = std::fs::read(format!(
+        "{}/../../examples/{preset}-appointments.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+
+    let (status, body) = push(&server, preset, &bearer, "application/json", &example).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        !body["appointments"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+    // The same body again: recognised, nothing applied twice.
+    let (status, body) = push(&server, preset, &bearer, "application/json", &example).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["duplicate"], true);
+
+    let list = worklist(server.http, &device).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let appt = &list[0];
+    assert!(appt["patient"]["family"].is_string(), "{appt}");
+    assert!(appt["patient"]["birth_date"].is_string(), "{appt}");
+    assert!(appt["patient"]["sex"].is_string(), "{appt}");
+    assert!(appt["procedure"]["code"].is_string(), "{appt}");
+    assert!(appt["visit_number"].is_string(), "{appt}");
+    assert_eq!(appt["group"], group);
+
+    // The stored request names the client that pushed it.
+    let admin = admin_token_in(&server.cfg, "default");
+    let (_, msgs) = get_json(
+        server.http,
+        &format!("/api/v1/messages?channel={preset}"),
+        &admin,
+    )
+    .await;
+    let m = &msgs["messages"][0];
+    assert!(m["peer"].as_str().unwrap().contains(&id), "{m}");
+
+    // Result out, authenticated the EHR's way.
+    let pdf = sample_pdf();
+    let aid = appt["id"].as_str().unwrap();
+    let (status, body) = post_json(
+        server.http,
+        "/api/v1/measurements",
+        &device,
+        &measurement(aid, &pdf),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let results = wait_for("the result at the EHR", WAIT, || async {
+        let r = cloud.results();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    let (_, doc) = &results[0];
+    let placer = appt["placer_order"].as_str().unwrap();
+    assert_eq!(doc[result_key], placer, "{doc}");
+    let text = doc.to_string();
+    assert!(
+        text.contains(&base64::engine::general_purpose::STANDARD.encode(&pdf)),
+        "the PDF travels with the result"
+    );
+
+    // The EHR's token expires: the next result fetches a fresh one by itself.
+    if outbound_auth.contains("oauth2") {
+        let calls = cloud.token_calls.load(Ordering::SeqCst);
+        cloud.expire_tokens();
+        let (status, _) = post_json(
+            server.http,
+            "/api/v1/measurements",
+            &device,
+            &measurement(aid, &pdf),
+        )
+        .await;
+        assert_eq!(status, 201);
+        wait_for("the second result", WAIT, || async {
+            (cloud.results().len() == 2).then_some(())
+        })
+        .await;
+        assert_eq!(cloud.token_calls.load(Ordering::SeqCst), calls + 1);
+    }
+
+    // 429 and 503: retried, delivered once.
+    let before = cloud.results().len();
+    cloud.status.store(503, Ordering::SeqCst);
+    let (_, body) = post_json(
+        server.http,
+        "/api/v1/measurements",
+        &device,
+        &measurement(aid, &pdf),
+    )
+    .await;
+    let mid = body["id"].as_str().unwrap().to_string();
+    let attempts = cloud.attempts.load(Ordering::SeqCst);
+    wait_for("a refused attempt", WAIT, || async {
+        (cloud.attempts.load(Ordering::SeqCst) > attempts).then_some(())
+    })
+    .await;
+    cloud.status.store(429, Ordering::SeqCst);
+    let attempts = cloud.attempts.load(Ordering::SeqCst);
+    wait_for("another refused attempt", WAIT, || async {
+        (cloud.attempts.load(Ordering::SeqCst) > attempts).then_some(())
+    })
+    .await;
+    cloud.status.store(200, Ordering::SeqCst);
+    wait_for("the result delivered", WAIT, || async {
+        let (_, m) = get_json(server.http, &format!("/api/v1/measurements/{mid}"), &device).await;
+        (m["deliveries"][0]["state"] == "sent").then_some(())
+    })
+    .await;
+    assert_eq!(cloud.results().len(), before + 1, "delivered once");
+
+    // 400: failed for good, visible with the EHR's answer.
+    cloud.status.store(400, Ordering::SeqCst);
+    let (_, body) = post_json(
+        server.http,
+        "/api/v1/measurements",
+        &device,
+        &measurement(aid, &pdf),
+    )
+    .await;
+    let mid = body["id"].as_str().unwrap().to_string();
+    let m = wait_for("the refused result failed", WAIT, || async {
+        let (_, m) = get_json(server.http, &format!("/api/v1/measurements/{mid}"), &device).await;
+        (m["deliveries"][0]["state"] == "failed").then_some(m)
+    })
+    .await;
+    assert!(
+        m["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("400"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_pushes_appointments_and_gets_results_with_oauth2() {
+    cloud_order_to_result(
+        "join",
+        "angiology",
+        r#"{ oauth2 = { token_url = "http://CLOUD/token", client_id = "medrelay", client_secret = "cloud-secret" } }"#,
+        "appointmentId",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ziplanerx_pushes_appointments_and_gets_results_with_client_id_and_secret() {
+    let doc: Value =
+        serde_json::from_str(include_str!("../../../examples/ziplanerx-result.json")).unwrap();
+    // The key the ZipLaneRx result carries its appointment id under.
+    let key = ["appointment_id", "appointmentId", "id"]
+        .into_iter()
+        .find(|k| doc.get(*k).is_some())
+        .unwrap();
+    cloud_order_to_result(
+        "ziplanerx",
+        "pulmonology",
+        r#"{ client_id = "zlr-client", client_secret = "zlr-secret" }"#,
+        key,
+    )
+    .await;
+}
+
+/// What a pushing client gets wrong is answered clearly, and nothing of it is
+/// applied: no or wrong credentials, a wrong secret at the token endpoint, a body
+/// over the limit, the wrong content type, bad JSON, appointments without ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_refusals_are_clear() {
+    let (server, _cloud, device) = start(
+        "join",
+        "angiology",
+        r#"{ oauth2 = { token_url = "http://CLOUD/token", client_id = "medrelay", client_secret = "cloud-secret" } }"#,
+    )
+    .await;
+    let (token, id, _) = medrelay_token(&server, &["appointments"]).await;
+    let bearer = format!("Bearer {token}");
+    let body = br#"{"appointments": []}"#;
+
+    let (status, _) = push(
+        &server,
+        "join",
+        "Bearer mro_nonsense",
+        "application/json",
+        body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // A wrong client secret at medrelay's token endpoint.
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret=wrong");
+    let (status, _) = http(
+        server.http,
+        "POST",
+        "/oauth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(form.as_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 401);
+    // A token without the scope.
+    let (other, _, _) = medrelay_token(&server, &["fhir"]).await;
+    let (status, _) = push(
+        &server,
+        "join",
+        &format!("Bearer {other}"),
+        "application/json",
+        body,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = push(&server, "join", &bearer, "text/plain", body).await;
+    assert_eq!(status, 415);
+    let big = format!(
+        "{{\"appointments\": [], \"pad\": \"{}\"}}",
+        "x".repeat(70_000)
+    );
+    let (status, _) = push(&server, "join", &bearer, "application/json", big.as_bytes()).await;
+    assert_eq!(status, 413);
+    let (status, body) = push(&server, "join", &bearer, "application/json", b"{not json").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = push(
+        &server,
+        "join",
+        &bearer,
+        "application/json",
+        br#"{"appointments": [{"status": "scheduled", "patient": {"patientId": "P1"}}]}"#,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = push(&server, "nope", &bearer, "application/json", b"{}").await;
+    assert_eq!(status, 404);
+    assert!(worklist(server.http, &device).await.is_empty());
+    // The refused bodies are kept as evidence.
+    let admin = admin_token_in(&server.cfg, "default");
+    let (_, msgs) = get_json(
+        server.http,
+        "/api/v1/messages?channel=join&status=rejected",
+        &admin,
+    )
+    .await;
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 2, "{msgs}");
+}
