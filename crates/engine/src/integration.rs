@@ -82,8 +82,10 @@ pub struct InboundConfig {
     /// `"archive"` (default) or `"delete"` processed files.
     #[serde(default)]
     pub after: Option<String>,
+    /// How often the folder is scanned (local folders are also woken by
+    /// notification); default 2 s.
     #[serde(default, with = "humantime_serde")]
-    pub poll: Option<Duration>,
+    pub scan: Option<Duration>,
     /// How long a file must stay unchanged before it is taken (default 1 s; `0s`
     /// when the EHR always writes under a temporary name and renames).
     #[serde(default, with = "humantime_serde")]
@@ -104,6 +106,11 @@ pub struct InboundConfig {
     /// an API key or Basic credentials and limits.
     #[serde(default)]
     pub push: Option<PushSetting>,
+    /// JSON poll presets (`vena`, `webdoc`, `best-practice`): the EHR's
+    /// appointments endpoint, fetched on each device worklist request (cached
+    /// briefly) and/or `every`.
+    #[serde(default)]
+    pub poll: Option<crate::json_poller::PollConfig>,
 }
 
 /// `push = true` or `push = { … }`.
@@ -258,9 +265,9 @@ pub const HL7_PRESETS: &[&str] = &[
 /// The GDT presets: 6302 request files in, 6310 result files + PDF out.
 pub const GDT_PRESETS: &[&str] = &["gdt", "doctolib", "tomedo"];
 
-/// The JSON presets whose orders are pushed to medrelay (the polled ones,
-/// `best-practice`, `vena`, `webdoc`, need the HTTP poller, not in this build).
-pub const JSON_PRESETS: &[&str] = &["join", "ziplanerx"];
+/// The JSON presets: appointments pushed to medrelay (`join`, `ziplanerx`) or
+/// polled from the EHR (`vena`, `webdoc`, `best-practice`).
+pub const JSON_PRESETS: &[&str] = &["join", "ziplanerx", "vena", "webdoc", "best-practice"];
 
 /// What an integration's orders and results are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +332,7 @@ impl IntegrationConfig {
             archive: i.archive.clone().unwrap_or_else(|| "archive".into()),
             error: i.error.clone().unwrap_or_else(|| "error".into()),
             delete_after: i.after.as_deref() == Some("delete"),
-            poll: i.poll.unwrap_or(Duration::from_secs(2)),
+            poll: i.scan.unwrap_or(Duration::from_secs(2)),
             settle: i.settle.unwrap_or(Duration::from_secs(1)),
             extensions: Some(
                 i.extensions
@@ -445,10 +452,18 @@ impl IntegrationConfig {
         };
         let i = &self.inbound;
         let pushes = i.push.as_ref().and_then(PushSetting::config).is_some();
-        if format == Format::Json && (i.mllp.is_some() || i.folder.is_some() || !pushes) {
+        if format == Format::Json
+            && (i.mllp.is_some() || i.folder.is_some() || pushes == i.poll.is_some())
+        {
             out.push(format!(
-                "{at}: preset {:?} receives appointments pushed over HTTPS: set inbound.push = true (or a table with api_key / basic)",
+                "{at}: preset {:?} receives appointments over HTTPS: set inbound.push = true (the EHR POSTs them) or inbound.poll = {{ url = \"https://…\" }} (medrelay fetches them), one of the two",
                 self.preset
+            ));
+        }
+        if format != Format::Json && i.poll.is_some() {
+            out.push(format!(
+                "{at}: inbound.poll is for the JSON presets ({})",
+                JSON_PRESETS.join(", ")
             ));
         }
         if format != Format::Json && i.push.is_some() {

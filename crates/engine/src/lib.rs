@@ -14,6 +14,7 @@ pub mod folder_source;
 pub mod intake;
 pub mod integration;
 pub mod json_intake;
+pub mod json_poller;
 pub mod metrics;
 pub mod queue;
 pub mod results;
@@ -75,6 +76,7 @@ pub struct Pushed {
 pub struct Engine {
     results: results::Results,
     pushes: HashMap<String, Pushed>,
+    pollers: Vec<Arc<json_poller::JsonPoller>>,
     shutdown: CancellationToken,
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
@@ -111,6 +113,7 @@ impl Engine {
         }
         let mut routes = HashMap::new();
         let mut pushes = HashMap::new();
+        let mut pollers = Vec::new();
         for cfg in integrations {
             let stage = Arc::new(
                 worklist_stage::WorklistStage::new(cfg)
@@ -130,6 +133,29 @@ impl Engine {
                     engine.folder_source(cfg, folder, Arc::new(handler))?;
                 }
                 (Some(integration::Format::Json), _) => {
+                    if let Some(poll) = &cfg.inbound.poll {
+                        let poller = Arc::new(
+                            json_poller::JsonPoller::new(
+                                &cfg.name,
+                                &cfg.org,
+                                poll,
+                                stage.clone(),
+                                store.clone(),
+                            )
+                            .map_err(|e| {
+                                EngineError::Config(format!(
+                                    "integration {}: inbound.poll: {e}",
+                                    cfg.name
+                                ))
+                            })?,
+                        );
+                        if let Some(every) = poll.every {
+                            engine
+                                .workers
+                                .spawn(poller.clone().run(every, engine.shutdown.clone()));
+                        }
+                        pollers.push(poller);
+                    }
                     if let Some(push) = cfg.inbound.push.as_ref().and_then(|p| p.config()) {
                         let intake = json_intake::JsonIntake {
                             channel: cfg.name.clone(),
@@ -164,6 +190,7 @@ impl Engine {
         Ok(Engine {
             results: results::Results::new(store, routes, engine.control_ids.clone()),
             pushes,
+            pollers,
             shutdown: engine.shutdown,
             listeners: engine.listeners,
             workers: engine.workers,
@@ -176,6 +203,16 @@ impl Engine {
     /// HTTP API's `/api/v1/integrations/{name}/appointments`).
     pub fn pushes(&self) -> HashMap<String, Pushed> {
         self.pushes.clone()
+    }
+
+    /// The pollers a device's worklist request should refresh first: those of
+    /// its organisation that poll "on each device invocation".
+    pub fn worklist_pollers(&self) -> Vec<Arc<json_poller::JsonPoller>> {
+        self.pollers
+            .iter()
+            .filter(|p| p.on_worklist())
+            .cloned()
+            .collect()
     }
 
     /// Submits measurements and resends results (for the HTTP API).

@@ -86,6 +86,7 @@ pub async fn run(
             cfg.server.oauth_token_burst,
         ),
         pushes: medrelay_server::integration_api::endpoints(engine.pushes()),
+        pollers: std::sync::Arc::new(engine.worklist_pollers()),
     });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {

@@ -462,3 +462,198 @@ async fn push_refusals_are_clear() {
     .await;
     assert_eq!(msgs["messages"].as_array().unwrap().len(), 2, "{msgs}");
 }
+
+/// A Leyr- or HALO-style API: answers appointment polls with pages it is given
+/// and records each poll (method, query, body, credentials).
+#[derive(Clone, Default)]
+struct Api {
+    pages: Arc<Mutex<HashMap<String, Value>>>,
+    polls: Arc<Mutex<Vec<(String, String, String, HeaderMap)>>>,
+}
+
+impl Api {
+    async fn start() -> (Api, SocketAddr) {
+        let api = Api::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let a = api.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: String| {
+                let a = a.clone();
+                async move {
+                    let query = uri.query().unwrap_or("").to_string();
+                    a.polls.lock().unwrap().push((
+                        method.to_string(),
+                        query.clone(),
+                        body,
+                        headers,
+                    ));
+                    let page = a.pages.lock().unwrap().get(&query).cloned();
+                    match page {
+                        Some(p) => (StatusCode::OK, p.to_string()),
+                        None => (StatusCode::NOT_FOUND, "{}".to_string()),
+                    }
+                }
+            },
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (api, addr)
+    }
+
+    fn set(&self, query: &str, page: Value) {
+        self.pages.lock().unwrap().insert(query.to_string(), page);
+    }
+
+    fn polls(&self) -> Vec<(String, String, String, HeaderMap)> {
+        self.polls.lock().unwrap().clone()
+    }
+}
+
+async fn start_polled(preset: &str, inbound: &str, outbound_url: &str) -> (Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let http_addr = free_port();
+    let cfg = dir.path().join("medrelay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[server]
+data_dir = {data:?}
+http = "{http_addr}"
+
+[[integration]]
+name = "{preset}"
+preset = "{preset}"
+group = "default"
+inbound = {{ poll = {inbound} }}
+outbound = {{ url = "{outbound_url}", auth = {{ client_id = "mr", client_secret = "zlr-secret" }}, retry = {{ initial = "100ms", max = "300ms" }} }}
+"#,
+            data = dir.path().join("data"),
+        ),
+    )
+    .unwrap();
+    check_ok(&cfg);
+    let device = device_add_in(&cfg, "tablet-1", "ecg", "default");
+    let process = ServeProcess::start(BIN, &cfg, http_addr).await;
+    (
+        Server {
+            _process: process,
+            http: http_addr,
+            cfg,
+            _dir: dir,
+        },
+        device,
+    )
+}
+
+/// Vena (and Webdoc) through a Leyr-style API: fetched when a device asks for
+/// its worklist, page after page, with client id and secret; a burst of devices
+/// makes one call; a later change (a cancel) is applied on the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vena_is_polled_on_each_worklist_request() {
+    let (api, api_addr) = Api::start().await;
+    let mut first: Value =
+        serde_json::from_str(include_str!("../../../examples/vena-appointments.json")).unwrap();
+    first["next"] = json!(format!("http://{api_addr}/v1/appointments?cursor=2"));
+    let mut second = json!({"data": [first["data"][0].clone()], "next": null});
+    second["data"][0]["id"] = json!("apt_PAGE2");
+    second["data"][0]["patient"]["id"] = json!("pat_PAGE2");
+    api.set("", first.clone());
+    api.set("cursor=2", second);
+    let (cloud, cloud_addr) = Cloud::start().await;
+    let (server, device) = start_polled(
+        "vena",
+        &format!(
+            r#"{{ url = "http://{api_addr}/v1/appointments", cache = "300ms", auth = {{ client_id = "vena-id", client_secret = "vena-secret" }} }}"#
+        ),
+        &format!("http://{cloud_addr}/results"),
+    )
+    .await;
+
+    // Nothing is fetched until a device asks.
+    assert!(api.polls().is_empty());
+    let (a, b) = tokio::join!(
+        worklist(server.http, &device),
+        worklist(server.http, &device)
+    );
+    // Page 1 has one booked and one cancelled appointment; page 2 one more.
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert_eq!(b.len(), 2);
+    let polls = api.polls();
+    assert_eq!(polls.len(), 2, "one call per page for the burst: {polls:?}");
+    assert_eq!(polls[0].0, "GET");
+    assert_eq!(polls[1].1, "cursor=2");
+    assert_eq!(polls[0].3["x-client-id"], "vena-id");
+    assert_eq!(polls[0].3["x-client-secret"], "vena-secret");
+    let ids: Vec<&str> = a
+        .iter()
+        .map(|x| x["placer_order"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"apt_2KQ9XW") && ids.contains(&"apt_PAGE2"),
+        "{ids:?}"
+    );
+
+    // The EHR cancels one: the next worklist (after the cache time) drops it.
+    first["data"][0]["status"] = json!("cancelled");
+    api.set("", first);
+    let list = wait_for("the cancel applied", WAIT, || async {
+        let l = worklist(server.http, &device).await;
+        (l.len() == 1).then_some(l)
+    })
+    .await;
+    assert_eq!(list[0]["placer_order"], "apt_PAGE2");
+
+    // A result goes back with client id and secret.
+    let pdf = sample_pdf();
+    let aid = list[0]["id"].as_str().unwrap();
+    let (status, body) = post_json(
+        server.http,
+        "/api/v1/measurements",
+        &device,
+        &measurement(aid, &pdf),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let results = wait_for("the result at Leyr", WAIT, || async {
+        let r = cloud.results();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    let (headers, doc) = &results[0];
+    assert_eq!(headers["x-client-id"], "mr");
+    assert_eq!(doc["appointment_id"], "apt_PAGE2", "{doc}");
+}
+
+/// Best Practice through a HALO-style API: the SQL passthrough query POSTed with
+/// the API key, the returned rows mapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_practice_posts_its_sql_query() {
+    let (api, api_addr) = Api::start().await;
+    api.set(
+        "",
+        serde_json::from_str(include_str!(
+            "../../../examples/best-practice-appointments.json"
+        ))
+        .unwrap(),
+    );
+    let (server, device) = start_polled(
+        "best-practice",
+        &format!(
+            r#"{{ url = "http://{api_addr}/halo/query", auth = {{ api_key = "halo-key", header = "X-Api-Key" }} }}"#
+        ),
+        "http://127.0.0.1:9/results",
+    )
+    .await;
+    let list = worklist(server.http, &device).await;
+    assert_eq!(list.len(), 1, "one booked, one cancelled: {list:?}");
+    assert_eq!(list[0]["placer_order"], "48213");
+    assert_eq!(list[0]["patient"]["family"], "Nguyen");
+    let polls = api.polls();
+    assert_eq!(polls[0].0, "POST");
+    assert!(polls[0].2.contains("\"sql\""), "{}", polls[0].2);
+    assert!(polls[0].2.contains("FROM Appointments"));
+    assert_eq!(polls[0].3["x-api-key"], "halo-key");
+}

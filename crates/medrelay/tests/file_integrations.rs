@@ -44,7 +44,7 @@ http = "{http}"
 name = "praxis"
 preset = "{preset}"
 group = "ecg"
-inbound = {{ folder = {inbox:?}, poll = "100ms", settle = "300ms" }}
+inbound = {{ folder = {inbox:?}, scan = "100ms", settle = "300ms" }}
 outbound = {{ folder = {outbox:?}, pdf_folder = 'C:\GDT\out', retry = {{ initial = "100ms", max = "300ms" }} }}
 "#,
                 data = dir.path().join("data"),
@@ -473,7 +473,7 @@ http = "{http}"
 name = "weda"
 preset = "weda"
 group = "cardiology"
-inbound = {{ folder = {inbox:?}, poll = "100ms", settle = "200ms" }}
+inbound = {{ folder = {inbox:?}, scan = "100ms", settle = "200ms" }}
 outbound = {{ url = "http://{weda}/api/results", auth = {{ api_key = "weda-secret-token", header = "X-Api-Token" }}, retry = {{ initial = "100ms", max = "300ms" }} }}
 "#,
             data = dir.path().join("data"),

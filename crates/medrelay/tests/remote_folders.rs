@@ -73,7 +73,7 @@ group = "ecg"
 
 [integration.inbound]
 folder = "{inbound}"
-poll = "100ms"
+scan = "100ms"
 settle = "300ms"
 remote = {{ password = "{sftp_password}", host_key = "{host_key}", insecure_skip_host_key = false, connect_timeout = "2s", io_timeout = "5s" }}
 

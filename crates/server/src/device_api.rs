@@ -20,6 +20,9 @@ pub struct WorklistQuery {
     limit: Option<usize>,
 }
 
+/// How long a worklist request waits for a cloud EHR's appointments.
+const POLL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most open appointments one worklist request returns.
 const WORKLIST_MAX: usize = 5000;
 
@@ -33,6 +36,15 @@ pub async fn worklist(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(500).clamp(1, WORKLIST_MAX);
+    // Cloud EHRs polled "on each device invocation": fetch first (cached
+    // briefly); if the EHR is slow or down, the device still gets what is stored.
+    for poller in state.pollers.iter().filter(|p| p.org() == device.org) {
+        match tokio::time::timeout(POLL_WAIT, poller.refresh()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "polling the EHR for the worklist failed"),
+            Err(_) => tracing::warn!("polling the EHR for the worklist took too long"),
+        }
+    }
     let mut items = state
         .store
         .worklist(&device.org, &device.group, limit + 1)

@@ -39,6 +39,8 @@ pub struct AppState {
     pub oauth_token_ttl: Duration,
     /// Per-client limit on `/oauth/token`, checked before the secret.
     pub oauth_token_limiter: oauth::RateLimiter,
+    /// Cloud EHRs polled when a device asks for its worklist.
+    pub pollers: std::sync::Arc<Vec<std::sync::Arc<medrelay_engine::json_poller::JsonPoller>>>,
     /// The integrations EHRs push JSON appointments to, by name.
     pub pushes: std::sync::Arc<std::collections::HashMap<String, integration_api::PushEndpoint>>,
 }
