@@ -463,12 +463,15 @@ async fn push_refusals_are_clear() {
     assert_eq!(msgs["messages"].as_array().unwrap().len(), 2, "{msgs}");
 }
 
+/// One poll as the API saw it: method, query, body, headers.
+type Poll = (String, String, String, HeaderMap);
+
 /// A Leyr- or HALO-style API: answers appointment polls with pages it is given
-/// and records each poll (method, query, body, credentials).
+/// and records each poll.
 #[derive(Clone, Default)]
 struct Api {
     pages: Arc<Mutex<HashMap<String, Value>>>,
-    polls: Arc<Mutex<Vec<(String, String, String, HeaderMap)>>>,
+    polls: Arc<Mutex<Vec<Poll>>>,
 }
 
 impl Api {
@@ -507,7 +510,7 @@ impl Api {
         self.pages.lock().unwrap().insert(query.to_string(), page);
     }
 
-    fn polls(&self) -> Vec<(String, String, String, HeaderMap)> {
+    fn polls(&self) -> Vec<Poll> {
         self.polls.lock().unwrap().clone()
     }
 }
