@@ -346,6 +346,9 @@ mod tests {
         // The secret the WEDA example reads from the environment.
         unsafe { std::env::set_var("WEDA_TOKEN", "example-token") };
         unsafe { std::env::set_var("SERVICE_TOKEN", "example-token") };
+        for var in ["JOIN_SECRET", "ZLR_SECRET", "LEYR_SECRET", "HALO_KEY"] {
+            unsafe { std::env::set_var(var, "example-secret") };
+        }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
