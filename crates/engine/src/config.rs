@@ -92,7 +92,11 @@ pub enum AckMode {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Address of the MLLP listener, e.g. `0.0.0.0:2575`.
-    pub mllp: SocketAddr,
+    #[serde(default)]
+    pub mllp: Option<SocketAddr>,
+    /// Instead of a listener: HL7 messages fetched from an HTTP(S) endpoint.
+    #[serde(default)]
+    pub poll: Option<crate::http_poll_source::HttpPollConfig>,
     /// IP allow-list in CIDR notation; empty means any peer.
     #[serde(default)]
     pub allow: Vec<String>,
@@ -109,7 +113,8 @@ pub struct SourceConfig {
 impl SourceConfig {
     pub fn mllp(addr: SocketAddr) -> Self {
         SourceConfig {
-            mllp: addr,
+            mllp: Some(addr),
+            poll: None,
             allow: Vec::new(),
             tls: None,
             max_frame: default_max_frame(),
@@ -378,11 +383,25 @@ pub fn check_channels(channels: &[ChannelConfig]) -> Vec<String> {
                 "{at}: org must be 1-64 characters of a-z, 0-9 and '-'"
             ));
         }
-        if ch.source.mllp.port() != 0 && !addrs.insert(ch.source.mllp) {
-            errors.push(format!(
-                "{at}: source address {} is used by another channel",
-                ch.source.mllp
-            ));
+        match (ch.source.mllp, &ch.source.poll) {
+            (Some(addr), None) => {
+                if addr.port() != 0 && !addrs.insert(addr) {
+                    errors.push(format!(
+                        "{at}: source address {addr} is used by another channel"
+                    ));
+                }
+            }
+            (None, Some(poll)) => {
+                if let Err(e) = crate::http_poll_source::check(poll) {
+                    errors.push(format!("{at}: source.poll: {e}"));
+                }
+            }
+            (Some(_), Some(_)) => errors.push(format!(
+                "{at}: the source is either `mllp` (a listener) or `poll` (an HTTP endpoint), not both"
+            )),
+            (None, None) => errors.push(format!(
+                "{at}: source needs `mllp = \"ADDR:PORT\"` or `poll = {{ url = \"https://…\" }}`"
+            )),
         }
         for entry in &ch.source.allow {
             if mllp::AllowList::parse([entry.as_str()]).is_err() {

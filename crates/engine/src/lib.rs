@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod destination;
 pub mod folder_source;
+pub mod http_poll_source;
 pub mod intake;
 pub mod integration;
 pub mod json_intake;
@@ -362,23 +363,39 @@ impl Starting {
         worklist: Option<Arc<worklist_stage::WorklistStage>>,
     ) -> Result<(), EngineError> {
         let channel = self.pipeline(cfg, worklist)?;
+        if let Some(poll) = &cfg.source.poll {
+            let source =
+                http_poll_source::HttpPollSource::new(&cfg.name, poll, channel).map_err(|e| {
+                    EngineError::Config(format!("channel {}: source.poll: {e}", cfg.name))
+                })?;
+            let span = tracing::error_span!("channel", name = %cfg.name);
+            self.listeners
+                .spawn(source.run(self.shutdown.clone()).instrument(span));
+            return Ok(());
+        }
+        let Some(addr) = cfg.source.mllp else {
+            return Err(EngineError::Config(format!(
+                "channel {}: the source needs `mllp` or `poll`",
+                cfg.name
+            )));
+        };
         let src = &cfg.source;
         let allow = mllp::AllowList::parse(&src.allow)
             .map_err(|e| EngineError::Config(format!("channel {}: {e}", cfg.name)))?;
         let tls = src.tls.as_ref().map(tls::server).transpose()?;
         let listener = mllp::Listener::bind(mllp::ListenerConfig {
-            addr: src.mllp,
+            addr,
             tls,
             allow,
             idle_timeout: src.idle_timeout,
             max_connections: src.max_connections,
             max_frame: src.max_frame,
-            ..mllp::ListenerConfig::new(src.mllp)
+            ..mllp::ListenerConfig::new(addr)
         })
         .await
         .map_err(|source| EngineError::Bind {
             channel: cfg.name.clone(),
-            addr: src.mllp,
+            addr,
             source,
         })?;
         let local = listener.local_addr();

@@ -650,3 +650,54 @@ async fn mllp_to_http_bridge_acks_from_the_http_answer() {
     s.close().await;
     h.stop().await;
 }
+
+/// The other half of the bridge: HL7 messages fetched from an HTTPS service and
+/// forwarded over MLLP; a message fetched again is not forwarded twice.
+#[tokio::test]
+async fn http_poll_source_forwards_to_mllp_once() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let ehr = TestEhr::start(EhrMode::Accept).await;
+    let polls = std::sync::Arc::new(AtomicU32::new(0));
+    let p = polls.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let messages = serde_json::json!({
+        "messages": [
+            String::from_utf8(orm_o01("POLL1")).unwrap(),
+            String::from_utf8(orm_o01("POLL2")).unwrap(),
+        ]
+    });
+    let app = axum::Router::new().route(
+        "/updates",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let (p, messages) = (p.clone(), messages.clone());
+            async move {
+                p.fetch_add(1, Ordering::SeqCst);
+                if headers.get("x-api-key").is_none_or(|v| v != "k1") {
+                    return (axum::http::StatusCode::UNAUTHORIZED, String::new());
+                }
+                (axum::http::StatusCode::OK, messages.to_string())
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut ch: ChannelConfig = toml::from_str(&format!(
+        "name = \"pull\"\nsource = {{ poll = {{ url = \"http://{addr}/updates\", every = \"100ms\", items = \"/messages\", auth = {{ api_key = \"k1\" }} }} }}\n"
+    ))
+    .unwrap();
+    ch.destinations = vec![mllp_destination("his", ehr.addr)];
+    assert!(medrelay_engine::check(std::slice::from_ref(&ch), &[]).is_empty());
+    let h = Harness::start(vec![ch]).await;
+    ehr.wait_for_count(2, WAIT).await;
+    assert_eq!(ehr.control_ids(), ["POLL1", "POLL2"]);
+    let seen = polls.load(Ordering::SeqCst);
+    wait_for("two more polls", WAIT, || async {
+        (polls.load(Ordering::SeqCst) >= seen + 2).then_some(())
+    })
+    .await;
+    assert_eq!(ehr.messages().len(), 2, "fetched again, forwarded once");
+    assert_eq!(h.messages(Some("POLL1")).await.len(), 1);
+    h.stop().await;
+    ehr.stop().await;
+}
