@@ -57,6 +57,29 @@ pub enum BenchCommand {
         #[arg(long)]
         archive: Option<std::path::PathBuf>,
     },
+    /// HTTP source load: POSTs join-style JSON appointments (one new appointment
+    /// each) to `/api/v1/integrations/{integration}/appointments` with a bearer
+    /// token from `/oauth/token` and prints requests/s and latency.
+    Push {
+        /// medrelay's HTTP address, e.g. 127.0.0.1:8080.
+        http: String,
+        /// A push integration (preset `join`).
+        #[arg(long, default_value = "join")]
+        integration: String,
+        /// An access token (`medrelay client add`, then `POST /oauth/token`).
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 8)]
+        conns: usize,
+    },
+    /// A stand-in cloud EHR for results: an HTTP listener that answers 200 to
+    /// every POST and prints how many it got. Runs until Ctrl-C.
+    HttpSink {
+        /// Where to listen, e.g. 127.0.0.1:8099.
+        addr: std::net::SocketAddr,
+    },
     /// A stand-in EHR: an MLLP listener that answers every message with AA and
     /// prints how many it got. Runs until Ctrl-C.
     Sink {
@@ -89,6 +112,14 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             gdt_load(&folder, &archive, files).await
         }
         BenchCommand::Sink { addr } => sink(addr).await,
+        BenchCommand::Push {
+            http,
+            integration,
+            token,
+            count,
+            conns,
+        } => push_load(&http, &integration, &token, count, conns.max(1)).await,
+        BenchCommand::HttpSink { addr } => http_sink(addr).await,
     }
 }
 
@@ -350,13 +381,13 @@ async fn results_load(
         pdf_kib
     );
     println!(
-        "posted (201, committed with their queued ORU): {:.0}/s; POST latency p50 {:.2} ms, p99 {:.2} ms",
+        "posted (201, committed with their queued result message): {:.0}/s; POST latency p50 {:.2} ms, p99 {:.2} ms",
         posted.len() as f64 / post_secs,
         percentile_ms(&latency, 0.5),
         percentile_ms(&latency, 0.99)
     );
     println!(
-        "end to end (POST → ORU^R01 ACKed by the EHR): {:.0}/s, all done after {:.2}s; not delivered: {}",
+        "end to end (POST → result taken by the EHR: ORU^R01 ACKed, JSON or file delivered): {:.0}/s, all done after {:.2}s; not delivered: {}",
         posted.len() as f64 / total_secs,
         total_secs,
         pending.len()
@@ -505,5 +536,117 @@ async fn gdt_load(
         "throughput: {:.0} files/s",
         files as f64 / elapsed.as_secs_f64()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn push_load(
+    http: &str,
+    integration: &str,
+    token: &str,
+    count: usize,
+    conns: usize,
+) -> Result<ExitCode> {
+    let url = format!("http://{http}/api/v1/integrations/{integration}/appointments");
+    let client = reqwest::Client::new();
+    let run = format!("{:x}", chrono::Utc::now().timestamp_millis() % 0xffff_ffff);
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, url, token, run, next, failed) = (
+            client.clone(),
+            url.clone(),
+            token.to_string(),
+            run.clone(),
+            next.clone(),
+            failed.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).ok();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count as u64 {
+                    break;
+                }
+                let body = serde_json::json!({"appointments": [{
+                    "appointmentId": format!("BENCH-{run}-{n}"),
+                    "status": "scheduled",
+                    "scheduledAt": "2025-03-15T10:15:00+01:00",
+                    "visitId": format!("VIS-{n}"),
+                    "tabletGroup": "default",
+                    "measurement": {"code": "ABI", "name": "Ankle-brachial index"},
+                    "patient": {"patientId": format!("P-{run}-{n}"), "firstName": "Ana",
+                                "lastName": "Kovač", "dateOfBirth": "1958-11-03", "gender": "female"}
+                }]});
+                let t = Instant::now();
+                let ok = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 201);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(h) = hist.as_mut() {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+            }
+            hist
+        }));
+    }
+    let mut latency = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        if let Some(h) = t.await? {
+            latency.add(&h)?;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("medrelay bench push: {count} requests over {conns} clients in {secs:.2}s");
+    println!(
+        "throughput: {:.0} requests/s (each stored raw, mapped and committed before its 201)",
+        count as f64 / secs
+    );
+    println!(
+        "latency: p50 {:.2} ms, p99 {:.2} ms; not 201: {}",
+        percentile_ms(&latency, 0.5),
+        percentile_ms(&latency, 0.99),
+        failed.load(Ordering::Relaxed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn http_sink(addr: std::net::SocketAddr) -> Result<ExitCode> {
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::Relaxed);
+            "{\"status\": \"ok\"}"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "bench http-sink: answering 200 on {}",
+        listener.local_addr()?
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut last = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let n = count.load(Ordering::Relaxed);
+                if n != last {
+                    println!("received {n}");
+                    last = n;
+                }
+            }
+        }
+    }
+    server.abort();
     Ok(ExitCode::SUCCESS)
 }
