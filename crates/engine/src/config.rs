@@ -246,6 +246,9 @@ pub struct DestinationConfig {
     /// `{ oauth2 = { token_url, client_id, client_secret, scope, audience } }`.
     #[serde(default)]
     pub auth: Option<crate::destination::http::HttpAuth>,
+    /// Set by an integration whose EHR confirms results later (Best Practice).
+    #[serde(skip)]
+    pub confirm: Option<medrelay_worklist::json_map::AsyncResult>,
     /// File name pattern: `{control_id}`, `{message_id}`, `{delivery_id}`, `{channel}`,
     /// `{type}`, `{timestamp}`; for GDT results also `{receiver}`, `{sender}`, `{id}`.
     #[serde(default = "default_pattern")]
@@ -326,6 +329,7 @@ impl DestinationConfig {
             headers: Default::default(),
             content_type: None,
             auth: None,
+            confirm: None,
             pattern: default_pattern(),
             retry: RetryPolicy::default(),
         }

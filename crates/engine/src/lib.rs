@@ -120,7 +120,14 @@ impl Engine {
                 worklist_stage::WorklistStage::new(cfg)
                     .map_err(|e| EngineError::Config(format!("integration {}: {e}", cfg.name)))?,
             );
-            let queue = match cfg.results_destination() {
+            let mut dest = cfg.results_destination();
+            if let Some(d) = dest.as_mut().filter(|d| d.http.is_some()) {
+                d.confirm = stage
+                    .json_mapping()
+                    .and_then(|m| m.transport.result_async.clone())
+                    .filter(|a| !a.status_url.is_empty());
+            }
+            let queue = match dest {
                 Some(dest) => Some(engine.results_worker(cfg, &dest)?),
                 None => None,
             };

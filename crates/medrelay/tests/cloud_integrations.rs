@@ -487,7 +487,10 @@ impl Api {
                   body: String| {
                 let a = a.clone();
                 async move {
-                    let query = uri.query().unwrap_or("").to_string();
+                    let query = uri
+                        .path_and_query()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_default();
                     a.polls.lock().unwrap().push((
                         method.to_string(),
                         query.clone(),
@@ -515,7 +518,12 @@ impl Api {
     }
 }
 
-async fn start_polled(preset: &str, inbound: &str, outbound_url: &str) -> (Server, String) {
+async fn start_polled(
+    preset: &str,
+    group: &str,
+    inbound: &str,
+    outbound_url: &str,
+) -> (Server, String) {
     let dir = tempfile::tempdir().unwrap();
     let http_addr = free_port();
     let cfg = dir.path().join("medrelay.toml");
@@ -538,7 +546,7 @@ outbound = {{ url = "{outbound_url}", auth = {{ client_id = "mr", client_secret 
     )
     .unwrap();
     check_ok(&cfg);
-    let device = device_add_in(&cfg, "tablet-1", "ecg", "default");
+    let device = device_add_in(&cfg, "tablet-1", group, "default");
     let process = ServeProcess::start(BIN, &cfg, http_addr).await;
     (
         Server {
@@ -551,23 +559,45 @@ outbound = {{ url = "{outbound_url}", auth = {{ client_id = "mr", client_secret 
     )
 }
 
-/// Vena (and Webdoc) through a Leyr-style API: fetched when a device asks for
-/// its worklist, page after page, with client id and secret; a burst of devices
-/// makes one call; a later change (a cancel) is applied on the next poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vena_is_polled_on_each_worklist_request() {
+    leyr_is_polled_on_each_worklist_request("vena").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webdoc_is_polled_on_each_worklist_request() {
+    leyr_is_polled_on_each_worklist_request("webdoc").await;
+}
+
+/// Vena and Webdoc through a Leyr-style API: fetched when a device asks for its
+/// worklist, page after page, with client id and secret; a burst of devices
+/// makes one call; a later change (a cancel) is applied on the next poll; the
+/// result goes back with client id and secret.
+async fn leyr_is_polled_on_each_worklist_request(preset: &str) {
     let (api, api_addr) = Api::start().await;
-    let mut first: Value =
-        serde_json::from_str(include_str!("../../../examples/vena-appointments.json")).unwrap();
+    let mut first: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../../examples/{preset}-appointments.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let booked = first["data"][0]["id"].as_str().unwrap().to_string();
+    let group = first["data"][0]["tablet_group"]
+        .as_str()
+        .unwrap()
+        .to_string();
     first["next"] = json!(format!("http://{api_addr}/v1/appointments?cursor=2"));
     let mut second = json!({"data": [first["data"][0].clone()], "next": null});
     second["data"][0]["id"] = json!("apt_PAGE2");
     second["data"][0]["patient"]["id"] = json!("pat_PAGE2");
-    api.set("", first.clone());
-    api.set("cursor=2", second);
+    api.set("/v1/appointments", first.clone());
+    api.set("/v1/appointments?cursor=2", second);
     let (cloud, cloud_addr) = Cloud::start().await;
     let (server, device) = start_polled(
-        "vena",
+        preset,
+        &group,
         &format!(
             r#"{{ url = "http://{api_addr}/v1/appointments", cache = "300ms", auth = {{ client_id = "vena-id", client_secret = "vena-secret" }} }}"#
         ),
@@ -587,7 +617,7 @@ async fn vena_is_polled_on_each_worklist_request() {
     let polls = api.polls();
     assert_eq!(polls.len(), 2, "one call per page for the burst: {polls:?}");
     assert_eq!(polls[0].0, "GET");
-    assert_eq!(polls[1].1, "cursor=2");
+    assert_eq!(polls[1].1, "/v1/appointments?cursor=2");
     assert_eq!(polls[0].3["x-client-id"], "vena-id");
     assert_eq!(polls[0].3["x-client-secret"], "vena-secret");
     let ids: Vec<&str> = a
@@ -595,13 +625,13 @@ async fn vena_is_polled_on_each_worklist_request() {
         .map(|x| x["placer_order"].as_str().unwrap())
         .collect();
     assert!(
-        ids.contains(&"apt_2KQ9XW") && ids.contains(&"apt_PAGE2"),
+        ids.contains(&booked.as_str()) && ids.contains(&"apt_PAGE2"),
         "{ids:?}"
     );
 
     // The EHR cancels one: the next worklist (after the cache time) drops it.
     first["data"][0]["status"] = json!("cancelled");
-    api.set("", first);
+    api.set("/v1/appointments", first);
     let list = wait_for("the cancel applied", WAIT, || async {
         let l = worklist(server.http, &device).await;
         (l.len() == 1).then_some(l)
@@ -631,23 +661,30 @@ async fn vena_is_polled_on_each_worklist_request() {
 }
 
 /// Best Practice through a HALO-style API: the SQL passthrough query POSTed with
-/// the API key, the returned rows mapped.
+/// the API key, the returned rows mapped; the result accepted with a status URL
+/// and confirmed there later, without being sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn best_practice_posts_its_sql_query() {
+async fn best_practice_posts_its_sql_query_and_waits_for_confirmation() {
     let (api, api_addr) = Api::start().await;
     api.set(
-        "",
+        "/halo/query",
         serde_json::from_str(include_str!(
             "../../../examples/best-practice-appointments.json"
         ))
         .unwrap(),
     );
+    api.set(
+        "/halo/results",
+        json!({"requestId": "r1", "statusUrl": format!("http://{api_addr}/halo/status/r1")}),
+    );
+    api.set("/halo/status/r1", json!({"status": "Processing"}));
     let (server, device) = start_polled(
         "best-practice",
+        "ecg",
         &format!(
             r#"{{ url = "http://{api_addr}/halo/query", auth = {{ api_key = "halo-key", header = "X-Api-Key" }} }}"#
         ),
-        "http://127.0.0.1:9/results",
+        &format!("http://{api_addr}/halo/results"),
     )
     .await;
     let list = worklist(server.http, &device).await;
@@ -659,4 +696,52 @@ async fn best_practice_posts_its_sql_query() {
     assert!(polls[0].2.contains("\"sql\""), "{}", polls[0].2);
     assert!(polls[0].2.contains("FROM Appointments"));
     assert_eq!(polls[0].3["x-api-key"], "halo-key");
+
+    let pdf = sample_pdf();
+    let aid = list[0]["id"].as_str().unwrap();
+    let (status, body) = post_json(
+        server.http,
+        "/api/v1/measurements",
+        &device,
+        &measurement(aid, &pdf),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mid = body["id"].as_str().unwrap().to_string();
+    let measurement_state = || async {
+        let (_, m) = get_json(server.http, &format!("/api/v1/measurements/{mid}"), &device).await;
+        m
+    };
+    // Accepted, not yet confirmed: visible as waiting, asked again on retries.
+    let m = wait_for("the result awaiting confirmation", WAIT, || async {
+        let m = measurement_state().await;
+        let waiting = m["deliveries"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("awaiting confirmation"));
+        waiting.then_some(m)
+    })
+    .await;
+    assert_eq!(m["deliveries"][0]["state"], "retrying", "{m}");
+    let status_looks = |api: &Api| {
+        api.polls()
+            .iter()
+            .filter(|p| p.1 == "/halo/status/r1")
+            .count()
+    };
+    let looked = status_looks(&api);
+    wait_for("another look at the status", WAIT, || async {
+        (status_looks(&api) > looked).then_some(())
+    })
+    .await;
+    api.set("/halo/status/r1", json!({"status": "Completed"}));
+    wait_for("the result confirmed", WAIT, || async {
+        (measurement_state().await["deliveries"][0]["state"] == "sent").then_some(())
+    })
+    .await;
+    let posted = api
+        .polls()
+        .iter()
+        .filter(|p| p.1 == "/halo/results")
+        .count();
+    assert_eq!(posted, 1, "the result was sent once");
 }
