@@ -107,33 +107,10 @@ impl GdtPreset {
 
 /// Loads a GDT preset.
 pub fn gdt(name: &str) -> Result<GdtPreset, PresetError> {
-    let (static_name, text) = GDT_FILES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| PresetError::Unknown(name.to_string()))?;
-    let invalid = |reason: String| PresetError::Invalid {
-        name: name.to_string(),
-        reason,
-    };
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    let meta = match table.remove("preset") {
-        Some(toml::Value::Table(t)) => t,
-        _ => toml::Table::new(),
-    };
-    let text_of = |k: &str| meta.get(k).and_then(|d| d.as_str()).map(str::to_string);
-    let description = text_of("description").unwrap_or_default();
-    // One level of `extends` (the vendor presets extend `gdt`, which extends nothing).
-    if let Some(base) = text_of("extends") {
-        if base == name {
-            return Err(invalid("a preset cannot extend itself".into()));
-        }
-        let mut merged = gdt(&base)?.table;
-        merge_tables(&mut merged, &table);
-        table = merged;
-    }
-    GdtMapping::from_table(&table).map_err(|e| invalid(e.to_string()))?;
+    let (name, description, table) = merged_table(GDT_FILES, name, 0)?;
+    GdtMapping::from_table(&table).map_err(|e| invalid(name, e.to_string()))?;
     Ok(GdtPreset {
-        name: static_name,
+        name,
         description,
         table,
     })
@@ -170,25 +147,30 @@ impl JsonPreset {
 /// assert!(presets::json("nextgen").is_err());
 /// ```
 pub fn json(name: &str) -> Result<JsonPreset, PresetError> {
-    json_depth(name, 0)
+    let (name, description, table) = merged_table(JSON_FILES, name, 0)?;
+    JsonMapping::from_table(&table).map_err(|e| invalid(name, e.to_string()))?;
+    Ok(JsonPreset {
+        name,
+        description,
+        table,
+    })
 }
 
-fn json_depth(name: &str, depth: usize) -> Result<JsonPreset, PresetError> {
-    let (static_name, text) = JSON_FILES
+/// One preset file: its name as shipped, its description, what it extends, and
+/// its mapping table without the `[preset]` table.
+fn read_file(
+    files: &[(&'static str, &'static str)],
+    name: &str,
+) -> Result<(&'static str, String, Option<String>, toml::Table), PresetError> {
+    let (static_name, text) = files
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| PresetError::Unknown(name.to_string()))?;
-    let invalid = |reason: String| PresetError::Invalid {
-        name: name.to_string(),
-        reason,
-    };
-    if depth > JSON_FILES.len() {
-        return Err(invalid("`extends` forms a cycle".into()));
-    }
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| invalid(static_name, e.to_string()))?;
     let meta = match table.remove("preset") {
         Some(toml::Value::Table(t)) => t,
-        Some(_) => return Err(invalid("`preset` must be a table".into())),
+        Some(_) => return Err(invalid(static_name, "`preset` must be a table".into())),
         None => toml::Table::new(),
     };
     let mut description = String::new();
@@ -196,24 +178,43 @@ fn json_depth(name: &str, depth: usize) -> Result<JsonPreset, PresetError> {
     for (k, v) in &meta {
         let text = v
             .as_str()
-            .ok_or_else(|| invalid(format!("preset.{k} must be a string")))?;
+            .ok_or_else(|| invalid(static_name, format!("preset.{k} must be a string")))?;
         match k.as_str() {
             "description" => description = text.to_string(),
             "extends" => base = Some(text.to_string()),
-            other => return Err(invalid(format!("unknown key preset.{other}"))),
+            other => return Err(invalid(static_name, format!("unknown key preset.{other}"))),
         }
     }
-    if let Some(base) = base {
-        let mut merged = json_depth(&base, depth + 1)?.table;
-        merge_tables(&mut merged, &table);
-        table = merged;
+    Ok((static_name, description, base, table))
+}
+
+/// A preset's table with what it extends merged under it (TOML tables merged key
+/// by key: the GDT and JSON mappings).
+fn merged_table(
+    files: &[(&'static str, &'static str)],
+    name: &str,
+    depth: usize,
+) -> Result<(&'static str, String, toml::Table), PresetError> {
+    if depth > files.len() {
+        return Err(invalid(name, "`extends` forms a cycle".into()));
     }
-    JsonMapping::from_table(&table).map_err(|e| invalid(e.to_string()))?;
-    Ok(JsonPreset {
-        name: static_name,
-        description,
-        table,
-    })
+    let (static_name, description, base, table) = read_file(files, name)?;
+    let table = match base {
+        Some(base) => {
+            let (_, _, mut merged) = merged_table(files, &base, depth + 1)?;
+            merge_tables(&mut merged, &table);
+            merged
+        }
+        None => table,
+    };
+    Ok((static_name, description, table))
+}
+
+fn invalid(name: &str, reason: String) -> PresetError {
+    PresetError::Invalid {
+        name: name.to_string(),
+        reason,
+    }
 }
 
 /// Why a preset file could not be loaded (a packaging bug; the tests load them all).
@@ -237,35 +238,10 @@ pub fn load(name: &str) -> Result<Preset, PresetError> {
 }
 
 fn load_depth(name: &str, depth: usize) -> Result<Preset, PresetError> {
-    let (static_name, text) = FILES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| PresetError::Unknown(name.to_string()))?;
-    let invalid = |reason: String| PresetError::Invalid {
-        name: name.to_string(),
-        reason,
-    };
     if depth > FILES.len() {
-        return Err(invalid("`extends` forms a cycle".into()));
+        return Err(invalid(name, "`extends` forms a cycle".into()));
     }
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    let meta = match table.remove("preset") {
-        Some(toml::Value::Table(t)) => t,
-        Some(_) => return Err(invalid("`preset` must be a table".into())),
-        None => toml::Table::new(),
-    };
-    let mut description = String::new();
-    let mut base = None;
-    for (k, v) in &meta {
-        let text = v
-            .as_str()
-            .ok_or_else(|| invalid(format!("preset.{k} must be a string")))?;
-        match k.as_str() {
-            "description" => description = text.to_string(),
-            "extends" => base = Some(text.to_string()),
-            other => return Err(invalid(format!("unknown key preset.{other}"))),
-        }
-    }
+    let (static_name, description, base, table) = read_file(FILES, name)?;
     let own = Mapping::from_table(&table).map_err(|source| PresetError::Mapping {
         name: name.to_string(),
         source,
