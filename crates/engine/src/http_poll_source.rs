@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::channel::Channel;
-use crate::destination::http::{HttpAuth, HttpDestination, HttpDestinationConfig, HttpTls};
+use crate::destination::http::{FetchSettings, HttpAuth, HttpDestination, HttpTls};
 
 /// `source = { poll = { url = "https://…", every = "30s", … } }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -80,12 +80,14 @@ pub fn check(cfg: &HttpPollConfig) -> Result<(), String> {
 }
 
 fn client(cfg: &HttpPollConfig) -> Result<HttpDestination, String> {
-    let mut h = HttpDestinationConfig::new(&cfg.url);
-    h.auth = cfg.auth.clone();
-    h.headers = cfg.headers.clone();
-    h.tls = cfg.tls.clone();
-    h.timeout = cfg.timeout;
-    HttpDestination::new(h)
+    FetchSettings {
+        url: &cfg.url,
+        auth: cfg.auth.as_ref(),
+        headers: &cfg.headers,
+        tls: cfg.tls.as_ref(),
+        timeout: cfg.timeout,
+    }
+    .client()
 }
 
 fn method(cfg: &HttpPollConfig) -> Result<reqwest::Method, String> {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::clock::now_ms;
-use crate::destination::http::{HttpAuth, HttpDestination, HttpDestinationConfig, HttpTls};
+use crate::destination::http::{FetchSettings, HttpAuth, HttpDestination, HttpTls};
 use crate::intake::content_hash;
 use crate::worklist_stage::WorklistStage;
 
@@ -106,13 +106,14 @@ impl JsonPoller {
             .json_mapping()
             .map(|m| m.transport.clone())
             .ok_or_else(|| "the preset does not speak JSON".to_string())?;
-        let mut h = HttpDestinationConfig::new(&cfg.url);
-        h.auth = cfg.auth.clone();
-        h.headers = cfg.headers.clone();
-        h.tls = cfg.tls.clone();
-        h.timeout = cfg.timeout;
-        h.content_type = Some("application/json".into());
-        let http = HttpDestination::new(h)?;
+        let http = FetchSettings {
+            url: &cfg.url,
+            auth: cfg.auth.as_ref(),
+            headers: &cfg.headers,
+            tls: cfg.tls.as_ref(),
+            timeout: cfg.timeout,
+        }
+        .client()?;
         let method = cfg
             .method
             .clone()

@@ -1,8 +1,7 @@
 //! The HTTP destination against real HTTP(S) servers on loopback: what the
 //! server receives, and how each kind of answer (or silence) is judged.
 
-#[path = "../src/destination/http.rs"]
-mod http;
+use medrelay_engine::destination::http;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -519,6 +519,27 @@ impl fmt::Debug for HttpDestination {
     }
 }
 
+/// The connection settings a poller shares with a destination.
+pub struct FetchSettings<'a> {
+    pub url: &'a str,
+    pub auth: Option<&'a HttpAuth>,
+    pub headers: &'a BTreeMap<String, String>,
+    pub tls: Option<&'a HttpTls>,
+    pub timeout: Duration,
+}
+
+impl<'a> FetchSettings<'a> {
+    /// A client for [`HttpDestination::fetch`] with these settings.
+    pub fn client(&self) -> Result<HttpDestination, String> {
+        let mut h = HttpDestinationConfig::new(self.url);
+        h.auth = self.auth.cloned();
+        h.headers = self.headers.clone();
+        h.tls = self.tls.cloned();
+        h.timeout = self.timeout;
+        HttpDestination::new(h)
+    }
+}
+
 impl HttpDestination {
     /// Checks the configuration and builds the client (rustls with aws-lc-rs,
     /// no redirects, no proxies from the environment). Errors are worded for the
