@@ -1,0 +1,276 @@
+use medrelay_fhir::validate::{self, Invalid, is_date, is_date_time, is_instant, is_reference};
+use medrelay_fhir::{
+    Issue, ServiceRequest, validate_appointment, validate_patient, validate_service_request,
+};
+use serde_json::{Value, json};
+
+/// (code, expression) of every issue.
+fn found(issues: &[Issue]) -> Vec<(String, String)> {
+    issues
+        .iter()
+        .map(|i| {
+            (
+                i.code.clone(),
+                i.expression.first().cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn has(issues: &[Issue], code: &str, path: &str) -> bool {
+    found(issues).iter().any(|(c, p)| c == code && p == path)
+}
+
+fn good_sr() -> Value {
+    json!({
+        "resourceType": "ServiceRequest",
+        "id": "a1",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2025-03-14T09:30:00+01:00",
+        "occurrenceDateTime": "2025-03-15"
+    })
+}
+
+fn good_appt() -> Value {
+    json!({
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": "2025-03-15T12:00:00Z",
+        "end": "2025-03-15T12:30:00Z",
+        "participant": [{"actor": {"reference": "Patient/p1"}, "status": "accepted"}]
+    })
+}
+
+#[test]
+fn valid_resources_pass() {
+    let p = json!({
+        "resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1975-10-22",
+        "name": [{"family": "Doe", "given": ["Jane"]}],
+        "telecom": [{"system": "phone", "value": "555"}],
+        "generalPractitioner": [{"reference": "Practitioner/x"}]
+    });
+    assert_eq!(validate_patient(&p), vec![]);
+    assert_eq!(validate_service_request(&good_sr()), vec![]);
+    assert_eq!(validate_appointment(&good_appt()), vec![]);
+}
+
+#[test]
+fn resource_type_and_shape() {
+    let issues = validate_patient(&json!({"resourceType": "Device"}));
+    assert!(
+        has(&issues, "invalid", "Patient.resourceType"),
+        "{issues:?}"
+    );
+    let issues = validate_patient(&json!({"gender": "male"}));
+    assert!(
+        has(&issues, "required", "Patient.resourceType"),
+        "{issues:?}"
+    );
+    let issues = validate_patient(&json!([1]));
+    assert!(has(&issues, "structure", "Patient"), "{issues:?}");
+    let issues = validate_patient(&json!({"resourceType": "Patient", "id": "has space"}));
+    assert!(has(&issues, "value", "Patient.id"), "{issues:?}");
+    let issues = validate_patient(&json!({"resourceType": "Patient", "name": {"family": "x"}}));
+    assert!(has(&issues, "structure", "Patient.name"), "{issues:?}");
+    let issues = validate_patient(&json!({"resourceType": "Patient", "name": [{"given": "x"}]}));
+    assert!(
+        has(&issues, "structure", "Patient.name[0].given"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn patient_value_sets_and_dates() {
+    let issues = validate_patient(&json!({
+        "resourceType": "Patient",
+        "gender": "F",
+        "birthDate": "1975-02-30",
+        "telecom": [{"system": "telex", "value": "1"}],
+        "managingOrganization": {"reference": "not a reference"}
+    }));
+    assert_eq!(
+        found(&issues),
+        [
+            ("code-invalid".into(), "Patient.telecom[0].system".into()),
+            ("code-invalid".into(), "Patient.gender".into()),
+            ("value".into(), "Patient.birthDate".into()),
+            (
+                "value".into(),
+                "Patient.managingOrganization.reference".into()
+            ),
+        ]
+    );
+    assert!(
+        issues
+            .iter()
+            .all(|i| i.severity == "error" && i.diagnostics.is_some())
+    );
+}
+
+#[test]
+fn service_request_required_elements() {
+    let issues = validate_service_request(&json!({"resourceType": "ServiceRequest"}));
+    assert_eq!(
+        found(&issues),
+        [
+            ("required".into(), "ServiceRequest.status".into()),
+            ("required".into(), "ServiceRequest.intent".into()),
+            ("required".into(), "ServiceRequest.subject".into()),
+        ]
+    );
+}
+
+#[test]
+fn service_request_value_sets_formats_references() {
+    let mut sr = good_sr();
+    sr["status"] = json!("scheduled");
+    sr["intent"] = json!("request");
+    sr["priority"] = json!("high");
+    sr["subject"] = json!({"reference": "Patient/"});
+    sr["authoredOn"] = json!("2025-03-14T09:30:00");
+    sr["occurrenceDateTime"] = json!("15.03.2025");
+    sr["requester"] = json!({"reference": "practitioner/1"});
+    let issues = validate_service_request(&sr);
+    for (code, path) in [
+        ("code-invalid", "ServiceRequest.status"),
+        ("code-invalid", "ServiceRequest.intent"),
+        ("code-invalid", "ServiceRequest.priority"),
+        ("value", "ServiceRequest.subject.reference"),
+        ("value", "ServiceRequest.requester.reference"),
+        ("value", "ServiceRequest.authoredOn"),
+        ("value", "ServiceRequest.occurrenceDateTime"),
+    ] {
+        assert!(
+            has(&issues, code, path),
+            "{code} {path} missing in {issues:?}"
+        );
+    }
+    assert_eq!(issues.len(), 7, "{issues:?}");
+    sr["status"] = json!(3);
+    assert!(has(
+        &validate_service_request(&sr),
+        "structure",
+        "ServiceRequest.status"
+    ));
+}
+
+#[test]
+fn appointment_rules() {
+    let issues = validate_appointment(&json!({"resourceType": "Appointment"}));
+    assert_eq!(
+        found(&issues),
+        [
+            ("required".into(), "Appointment.status".into()),
+            ("required".into(), "Appointment.participant".into()),
+        ]
+    );
+    let mut a = good_appt();
+    a["status"] = json!("confirmed");
+    a["participant"] = json!([{"actor": {"reference": "Patient/p1"}, "status": "maybe"}, {}]);
+    a["end"] = json!("2025-03-15");
+    let issues = validate_appointment(&a);
+    for (code, path) in [
+        ("code-invalid", "Appointment.status"),
+        ("code-invalid", "Appointment.participant[0].status"),
+        ("required", "Appointment.participant[1].status"),
+        ("required", "Appointment.participant[1]"),
+        ("value", "Appointment.end"),
+    ] {
+        assert!(
+            has(&issues, code, path),
+            "{code} {path} missing in {issues:?}"
+        );
+    }
+    let mut a = good_appt();
+    a.as_object_mut().unwrap().remove("end");
+    let issues = validate_appointment(&a);
+    assert!(has(&issues, "invariant", "Appointment"), "{issues:?}");
+    a["participant"] = json!([]);
+    assert!(has(
+        &validate_appointment(&a),
+        "required",
+        "Appointment.participant"
+    ));
+}
+
+#[test]
+fn primitives() {
+    for ok in ["2025", "2025-03", "2024-02-29", "2025-03-15"] {
+        assert!(is_date(ok), "{ok}");
+        assert!(is_date_time(ok), "{ok}");
+    }
+    for bad in [
+        "25",
+        "2025-3",
+        "2025-13",
+        "2025-02-29",
+        "2025-03-15T",
+        "2025/03/15",
+        "",
+    ] {
+        assert!(!is_date(bad), "{bad}");
+    }
+    for ok in [
+        "2025-03-15T12:00:00Z",
+        "2025-03-15T12:00:00.123+01:00",
+        "2025-03-15T23:59:60-14:00",
+    ] {
+        assert!(is_date_time(ok), "{ok}");
+        assert!(is_instant(ok), "{ok}");
+    }
+    for bad in [
+        "2025-03-15T12:00:00",
+        "2025-03-15T12:00Z",
+        "2025-03-15T24:00:00Z",
+        "2025-03-15T12:00:00+0100",
+        "2025-03-15T12:00:00+15:00",
+        "2025-03-15T12:00:00.Z",
+    ] {
+        assert!(!is_date_time(bad), "{bad}");
+    }
+    assert!(!is_instant("2025-03-15"));
+    for ok in [
+        "Patient/p1",
+        "Patient/p-1.2/_history/3",
+        "https://h/fhir/R4/Patient/p1",
+        "urn:uuid:0d6e8a5e-1b2c-4c1e-9d3a-000000000001",
+        "#c1",
+    ] {
+        assert!(is_reference(ok), "{ok}");
+    }
+    for bad in [
+        "p1",
+        "Patient/",
+        "/Patient/p1",
+        "patient/p1",
+        "Patient/p 1",
+        "Patient/p1/extra",
+        "https://h/",
+    ] {
+        assert!(!is_reference(bad), "{bad}");
+    }
+}
+
+#[test]
+fn parse_validates_then_reads() {
+    let sr: ServiceRequest = validate::parse("ServiceRequest", &good_sr()).unwrap();
+    assert_eq!(sr.subject.reference.as_deref(), Some("Patient/p1"));
+    let Invalid(outcome) = validate::parse::<ServiceRequest>(
+        "ServiceRequest",
+        &json!({"resourceType": "ServiceRequest"}),
+    )
+    .unwrap_err();
+    assert_eq!(outcome.issue.len(), 3);
+    let j = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(j["resourceType"], "OperationOutcome");
+    assert_eq!(
+        j["issue"][0],
+        json!({
+            "severity": "error", "code": "required",
+            "diagnostics": "ServiceRequest.status is required",
+            "expression": ["ServiceRequest.status"]
+        })
+    );
+}
