@@ -9,6 +9,7 @@ pub mod admin_api;
 pub mod auth;
 pub mod device_api;
 pub mod error;
+pub mod fhir_api;
 pub mod integration_api;
 pub mod oauth;
 pub mod views;
@@ -97,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/messages/{id}", get(admin::get_message))
         // OAuth 2.0 client credentials (RFC 6749 §4.4) for pushing EHRs
         .route("/oauth/token", post(oauth::token))
+        // FHIR R4 (first part: metadata, Patient read and search).
+        .route("/fhir/R4/metadata", get(fhir_api::metadata))
+        .route("/fhir/R4/Patient", get(fhir_api::search_patients))
+        .route("/fhir/R4/Patient/{id}", get(fhir_api::read_patient))
         // Pushed JSON appointments; each integration sets its own body limit.
         .route(
             "/api/v1/integrations/{name}/appointments",
