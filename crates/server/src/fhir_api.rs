@@ -17,13 +17,20 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::oauth::OAuthBearer;
 
-/// What this server supports, per resource type: the interactions and search
-/// parameters (name, type). The CapabilityStatement is generated from it.
-pub const CAPABILITIES: &[(&str, &[&str], &[(&str, &str)])] = &[(
-    "Patient",
-    &["read", "search-type"],
-    &[("_count", "number"), ("_offset", "number")],
-)];
+/// What the server supports for one resource type.
+pub struct Capability {
+    pub resource: &'static str,
+    pub interactions: &'static [&'static str],
+    /// Search parameters: name and FHIR search type.
+    pub search: &'static [(&'static str, &'static str)],
+}
+
+/// What this server supports; the CapabilityStatement is generated from it.
+pub const CAPABILITIES: &[Capability] = &[Capability {
+    resource: "Patient",
+    interactions: &["read", "search-type"],
+    search: &[("_count", "number"), ("_offset", "number")],
+}];
 
 const FHIR_JSON: &str = "application/fhir+json";
 /// Largest page a search returns.
@@ -96,11 +103,11 @@ fn require_read(
 pub async fn metadata() -> Response {
     let resources: Vec<Value> = CAPABILITIES
         .iter()
-        .map(|(ty, interactions, params)| {
+        .map(|c| {
             json!({
-                "type": ty,
-                "interaction": interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
-                "searchParam": params.iter().map(|(name, t)| json!({"name": name, "type": t})).collect::<Vec<_>>(),
+                "type": c.resource,
+                "interaction": c.interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+                "searchParam": c.search.iter().map(|(name, t)| json!({"name": name, "type": t})).collect::<Vec<_>>(),
             })
         })
         .collect();
