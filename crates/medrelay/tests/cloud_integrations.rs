@@ -136,8 +136,14 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
-async fn start(preset: &str, group: &str, outbound_auth: &str) -> (Server, Cloud, String) {
-    let (cloud, cloud_addr) = Cloud::start().await;
+/// `medrelay serve` with one integration (`inbound` and `outbound` as inline TOML
+/// tables) and a device of `group`; returns the server and the device's token.
+async fn serve_integration(
+    preset: &str,
+    group: &str,
+    inbound: &str,
+    outbound: &str,
+) -> (Server, String) {
     let dir = tempfile::tempdir().unwrap();
     let http_addr = free_port();
     let cfg = dir.path().join("medrelay.toml");
@@ -152,15 +158,10 @@ http = "{http_addr}"
 name = "{preset}"
 preset = "{preset}"
 group = "default"
-inbound = {{ push = {{ max_body_bytes = 65536, rate_per_second = 50, burst = 100 }} }}
-
-[integration.outbound]
-url = "http://{cloud_addr}/results"
-auth = {outbound_auth}
-retry = {{ initial = "100ms", max = "300ms" }}
+inbound = {inbound}
+outbound = {outbound}
 "#,
             data = dir.path().join("data"),
-            outbound_auth = outbound_auth.replace("CLOUD", &cloud_addr.to_string()),
         ),
     )
     .unwrap();
@@ -174,9 +175,24 @@ retry = {{ initial = "100ms", max = "300ms" }}
             cfg,
             _dir: dir,
         },
-        cloud,
         device,
     )
+}
+
+/// A push integration whose results go to a test cloud.
+async fn start(preset: &str, group: &str, outbound_auth: &str) -> (Server, Cloud, String) {
+    let (cloud, cloud_addr) = Cloud::start().await;
+    let auth = outbound_auth.replace("CLOUD", &cloud_addr.to_string());
+    let (server, device) = serve_integration(
+        preset,
+        group,
+        "{ push = { max_body_bytes = 65536, rate_per_second = 50, burst = 100 } }",
+        &format!(
+            r#"{{ url = "http://{cloud_addr}/results", auth = {auth}, retry = {{ initial = "100ms", max = "300ms" }} }}"#
+        ),
+    )
+    .await;
+    (server, cloud, device)
 }
 
 /// A token from medrelay's own `/oauth/token` for a client of `scopes`.
@@ -524,39 +540,15 @@ async fn start_polled(
     inbound: &str,
     outbound_url: &str,
 ) -> (Server, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let http_addr = free_port();
-    let cfg = dir.path().join("medrelay.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[server]
-data_dir = {data:?}
-http = "{http_addr}"
-
-[[integration]]
-name = "{preset}"
-preset = "{preset}"
-group = "default"
-inbound = {{ poll = {inbound} }}
-outbound = {{ url = "{outbound_url}", auth = {{ client_id = "mr", client_secret = "zlr-secret" }}, retry = {{ initial = "100ms", max = "300ms" }} }}
-"#,
-            data = dir.path().join("data"),
+    serve_integration(
+        preset,
+        group,
+        &format!("{{ poll = {inbound} }}"),
+        &format!(
+            r#"{{ url = "{outbound_url}", auth = {{ client_id = "mr", client_secret = "zlr-secret" }}, retry = {{ initial = "100ms", max = "300ms" }} }}"#
         ),
     )
-    .unwrap();
-    check_ok(&cfg);
-    let device = device_add_in(&cfg, "tablet-1", group, "default");
-    let process = ServeProcess::start(BIN, &cfg, http_addr).await;
-    (
-        Server {
-            _process: process,
-            http: http_addr,
-            cfg,
-            _dir: dir,
-        },
-        device,
-    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
