@@ -269,12 +269,18 @@ pub const GDT_PRESETS: &[&str] = &["gdt", "doctolib", "tomedo"];
 /// polled from the EHR (`vena`, `webdoc`, `best-practice`).
 pub const JSON_PRESETS: &[&str] = &["join", "ziplanerx", "vena", "webdoc", "best-practice"];
 
+/// Orders created through medrelay's own FHIR API (ServiceRequest, Appointment);
+/// results are read back through it (Observation, DiagnosticReport).
+pub const FHIR_PRESETS: &[&str] = &["fhir"];
+
 /// What an integration's orders and results are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Hl7,
     Gdt,
     Json,
+    /// FHIR R4 resources through `/fhir/R4`: no transport of its own.
+    Fhir,
 }
 
 /// The format of a preset, `None` for one this build does not know.
@@ -285,6 +291,8 @@ pub fn preset_format(preset: &str) -> Option<Format> {
         Some(Format::Gdt)
     } else if JSON_PRESETS.contains(&preset) {
         Some(Format::Json)
+    } else if FHIR_PRESETS.contains(&preset) {
+        Some(Format::Fhir)
     } else {
         None
     }
@@ -442,14 +450,18 @@ impl IntegrationConfig {
         }
         let Some(format) = self.format() else {
             out.push(format!(
-                "{at}: unknown preset {:?}; this build knows {}, {}, {}",
+                "{at}: unknown preset {:?}; this build knows {}, {}, {}, {}",
                 self.preset,
                 HL7_PRESETS.join(", "),
                 GDT_PRESETS.join(", "),
-                JSON_PRESETS.join(", ")
+                JSON_PRESETS.join(", "),
+                FHIR_PRESETS.join(", ")
             ));
             return out;
         };
+        if format == Format::Fhir {
+            return self.fhir_problems(&at, out);
+        }
         let i = &self.inbound;
         let pushes = i.push.as_ref().and_then(PushSetting::config).is_some();
         if format == Format::Json
@@ -539,6 +551,30 @@ impl IntegrationConfig {
         // the embedded default works that way until an EHR is configured.
         if let Err(e) = crate::worklist_stage::WorklistStage::new(self) {
             out.push(format!("{at}: {e}"));
+        }
+        out
+    }
+}
+
+impl IntegrationConfig {
+    /// A `fhir` integration has no transport: clients create orders through
+    /// `/fhir/R4` and read results there, so inbound and outbound keys would
+    /// only mislead.
+    fn fhir_problems(&self, at: &str, mut out: Vec<String>) -> Vec<String> {
+        let i = &self.inbound;
+        if i.mllp.is_some() || i.folder.is_some() || i.poll.is_some() || i.push.is_some() {
+            out.push(format!(
+                "{at}: preset \"fhir\" receives orders through the FHIR API (/fhir/R4); remove the inbound settings"
+            ));
+        }
+        let o = &self.outbound;
+        if o.mllp.is_some() || o.folder.is_some() || o.url.is_some() {
+            out.push(format!(
+                "{at}: preset \"fhir\" answers through the FHIR API (Observation, DiagnosticReport); remove the outbound settings"
+            ));
+        }
+        if self.mapping.is_some() {
+            out.push(format!("{at}: preset \"fhir\" has no mapping to override"));
         }
         out
     }

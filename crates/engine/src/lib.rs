@@ -74,10 +74,19 @@ pub struct Pushed {
 }
 
 /// A running engine.
+/// The integration (and so the device group) that orders created through the
+/// FHIR API belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FhirTarget {
+    pub integration: String,
+    pub group: String,
+}
+
 pub struct Engine {
     results: results::Results,
     pushes: HashMap<String, Pushed>,
     pollers: Vec<Arc<json_poller::JsonPoller>>,
+    fhir: HashMap<String, FhirTarget>,
     shutdown: CancellationToken,
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
@@ -115,7 +124,15 @@ impl Engine {
         let mut routes = HashMap::new();
         let mut pushes = HashMap::new();
         let mut pollers = Vec::new();
+        let mut fhir = HashMap::new();
         for cfg in integrations {
+            if cfg.format() == Some(integration::Format::Fhir) {
+                fhir.entry(cfg.org.clone()).or_insert_with(|| FhirTarget {
+                    integration: cfg.name.clone(),
+                    group: cfg.group.clone(),
+                });
+                continue;
+            }
             let stage = Arc::new(
                 worklist_stage::WorklistStage::new(cfg)
                     .map_err(|e| EngineError::Config(format!("integration {}: {e}", cfg.name)))?,
@@ -199,6 +216,7 @@ impl Engine {
             results: results::Results::new(store, routes, engine.control_ids.clone()),
             pushes,
             pollers,
+            fhir,
             shutdown: engine.shutdown,
             listeners: engine.listeners,
             workers: engine.workers,
@@ -211,6 +229,12 @@ impl Engine {
     /// HTTP API's `/api/v1/integrations/{name}/appointments`).
     pub fn pushes(&self) -> HashMap<String, Pushed> {
         self.pushes.clone()
+    }
+
+    /// Where orders created through the FHIR API go, by organisation: the
+    /// organisation's `fhir` integration (the first, when it has several).
+    pub fn fhir_targets(&self) -> HashMap<String, FhirTarget> {
+        self.fhir.clone()
     }
 
     /// The pollers a device's worklist request should refresh first: those of

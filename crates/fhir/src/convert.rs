@@ -1,5 +1,5 @@
-//! Canonical worklist model → FHIR R4 resources, and ServiceRequest → order for
-//! creates through the FHIR API.
+//! Canonical worklist model → FHIR R4 resources, and back for what clients create
+//! through the FHIR API: Patient → patient, ServiceRequest and Appointment → order.
 //!
 //! FHIR `dateTime`s with a time and every `instant` SHALL carry a time zone; the
 //! model keeps local times without an offset when the source sent none. The
@@ -515,7 +515,10 @@ impl Converter {
 
 /// Reads a ServiceRequest created through the FHIR API into the model: the
 /// patient's id (from `subject`, which must be `Patient/<id>`) and an appointment
-/// with its order filled in. Problems come back as OperationOutcome issues.
+/// with its order filled in. The placer/filler numbers come from identifiers typed
+/// PLAC/FILL (v2-0203); without a PLAC identifier `placer_order` is `None` and the
+/// caller generates one. A PLAC/FILL identifier without a value is an error.
+/// Problems come back as OperationOutcome issues.
 pub fn service_request_to_order(
     sr: &ServiceRequest,
 ) -> Result<(String, model::Appointment), Vec<Issue>> {
@@ -576,30 +579,7 @@ pub fn service_request_to_order(
             _ => {}
         }
     }
-    if order.placer_order.is_none() && order.filler_order.is_none() {
-        issues.push(Issue::error(
-            "required",
-            "ServiceRequest.identifier",
-            "an identifier of type PLAC or FILL (http://terminology.hl7.org/CodeSystem/v2-0203) is needed to find the order again",
-        ));
-    }
-    order.procedure = sr.code.as_ref().and_then(|c| {
-        let coding = c.coding.iter().find(|c| c.code.is_some());
-        let code = coding
-            .and_then(|c| c.code.clone())
-            .or_else(|| c.text.clone())?;
-        Some(model::Coded {
-            code,
-            display: coding
-                .and_then(|c| c.display.clone())
-                .or_else(|| c.text.clone()),
-            system: coding.and_then(|c| c.system.as_deref()).map(|s| match s {
-                LOINC => "LN".to_string(),
-                SNOMED => "SCT".to_string(),
-                s => s.strip_prefix("urn:oid:").unwrap_or(s).to_string(),
-            }),
-        })
-    });
+    order.procedure = sr.code.as_ref().and_then(procedure);
     order.request_date = sr.authored_on.clone();
     order.priority = sr.priority.as_deref().and_then(|p| match p {
         "stat" => Some("S".to_string()),
@@ -629,4 +609,241 @@ pub fn service_request_to_order(
             ..model::Appointment::default()
         },
     ))
+}
+
+/// A CodeableConcept as the ordered procedure: the first coding with a code (its
+/// system back in HL7 v2 naming: `LN`, `SCT`, a bare OID), else the text as code.
+fn procedure(c: &CodeableConcept) -> Option<model::Coded> {
+    let coding = c.coding.iter().find(|c| c.code.is_some());
+    let code = coding
+        .and_then(|c| c.code.clone())
+        .or_else(|| c.text.clone())?;
+    Some(model::Coded {
+        code,
+        display: coding
+            .and_then(|c| c.display.clone())
+            .or_else(|| c.text.clone()),
+        system: coding.and_then(|c| c.system.as_deref()).map(|s| match s {
+            LOINC => "LN".to_string(),
+            SNOMED => "SCT".to_string(),
+            s => s.strip_prefix("urn:oid:").unwrap_or(s).to_string(),
+        }),
+    })
+}
+
+/// The id in a literal `Patient/<id>` reference.
+fn patient_id(r: &Reference) -> Option<&str> {
+    match r.reference.as_deref()?.split_once('/') {
+        Some(("Patient", id)) if crate::validate::is_id(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// A Patient received through the FHIR API as the model's patient (its `id` is
+/// ignored: the store assigns ids). The inverse of [`patient`]: the `official` name
+/// (else the first) gives family, all given names, the first prefix and suffix;
+/// gender → sex; birthDate; the first address (line[0] → street, the further lines
+/// joined with ", " → other, city, state, postalCode, country); the first phone and
+/// the first email; every identifier (system `urn:oid:X` → `X`, other systems as
+/// they are; a v2-0203 type coding → kind). An identifier without a value, or a
+/// gender outside administrative-gender, is an issue.
+pub fn patient_to_model(p: &Patient) -> Result<model::Patient, Vec<Issue>> {
+    let mut issues = Vec::new();
+    let mut identifiers = Vec::new();
+    for (i, id) in p.identifier.iter().enumerate() {
+        let Some(value) = non_empty(&id.value) else {
+            issues.push(Issue::error(
+                "required",
+                &format!("Patient.identifier[{i}].value"),
+                "an identifier needs a value",
+            ));
+            continue;
+        };
+        identifiers.push(model::Identifier {
+            value,
+            system: non_empty(&id.system)
+                .map(|s| s.strip_prefix("urn:oid:").map(str::to_string).unwrap_or(s)),
+            kind: id
+                .type_
+                .as_ref()
+                .and_then(|t| {
+                    t.coding
+                        .iter()
+                        .find(|c| c.system.as_deref() == Some(V2_0203))
+                })
+                .and_then(|c| non_empty(&c.code)),
+        });
+    }
+    let sex = match p.gender.as_deref() {
+        None => None,
+        Some(g @ ("male" | "female" | "other" | "unknown")) => Some(g.to_string()),
+        Some(other) => {
+            issues.push(Issue::error(
+                "code-invalid",
+                "Patient.gender",
+                format!(
+                    "{other:?} is not an administrative-gender code (male, female, other, unknown)"
+                ),
+            ));
+            None
+        }
+    };
+    let name = p
+        .name
+        .iter()
+        .find(|n| n.use_.as_deref() == Some("official"))
+        .or(p.name.first());
+    let address = p.address.first().map(|a| {
+        let mut lines = a.line.iter().map(|l| l.trim()).filter(|l| !l.is_empty());
+        let street = lines.next().map(str::to_string);
+        let other = lines.collect::<Vec<_>>().join(", ");
+        model::Address {
+            street,
+            other: (!other.is_empty()).then_some(other),
+            city: non_empty(&a.city),
+            state: non_empty(&a.state),
+            postal_code: non_empty(&a.postal_code),
+            country: non_empty(&a.country),
+            kind: None,
+        }
+    });
+    let telecom = |system: &str| {
+        p.telecom
+            .iter()
+            .filter(|t| t.system.as_deref() == Some(system))
+            .find_map(|t| non_empty(&t.value))
+    };
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    Ok(model::Patient {
+        identifiers,
+        family: name.and_then(|n| non_empty(&n.family)),
+        given: name
+            .map(|n| {
+                n.given
+                    .iter()
+                    .map(|g| g.trim())
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        prefix: name.and_then(|n| non_empty(&n.prefix.first().cloned())),
+        suffix: name.and_then(|n| non_empty(&n.suffix.first().cloned())),
+        birth_date: non_empty(&p.birth_date),
+        sex,
+        address: address.filter(|a| *a != model::Address::default()),
+        phone: telecom("phone"),
+        email: telecom("email"),
+        ..model::Patient::default()
+    })
+}
+
+/// An Appointment received through the FHIR API, read by [`appointment_to_model`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppointmentIn {
+    /// The patient participant's id.
+    pub patient_id: String,
+    /// The id of the first `basedOn` reference of the form `ServiceRequest/<id>`.
+    pub based_on: Option<String>,
+    pub appointment: model::Appointment,
+}
+
+/// Reads an Appointment received through the FHIR API: the patient is the one
+/// participant whose actor is `Patient/<id>` (none, or several different ones, is
+/// an issue); status proposed | pending | booked | arrived | checked-in | waitlist →
+/// scheduled, cancelled | noshow | entered-in-error → cancelled, fulfilled →
+/// completed; `scheduled_at` is `start`; the ordered procedure comes from
+/// serviceType[0] (as [`service_request_to_order`] reads `code`); the placer order
+/// number is the first identifier with a value (`None` without one: the caller
+/// generates it); `based_on` is the id of the first `ServiceRequest/<id>` in
+/// basedOn. The appointment's `id` is the resource's, if any.
+pub fn appointment_to_model(a: &Appointment) -> Result<AppointmentIn, Vec<Issue>> {
+    let mut issues = Vec::new();
+    let mut patients: Vec<&str> = Vec::new();
+    for (i, part) in a.participant.iter().enumerate() {
+        let Some(actor) = &part.actor else { continue };
+        if let Some(id) = patient_id(actor) {
+            if !patients.contains(&id) {
+                patients.push(id);
+            }
+        } else if actor
+            .reference
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Patient/"))
+        {
+            issues.push(Issue::error(
+                "value",
+                &format!("Appointment.participant[{i}].actor.reference"),
+                "a Patient participant must be referenced as Patient/<id>",
+            ));
+        }
+    }
+    let patient_id = match patients.as_slice() {
+        [id] => id.to_string(),
+        [] => {
+            if issues.is_empty() {
+                issues.push(Issue::error(
+                    "required",
+                    "Appointment.participant",
+                    "one participant's actor must reference the patient as Patient/<id>",
+                ));
+            }
+            String::new()
+        }
+        _ => {
+            issues.push(Issue::error(
+                "business-rule",
+                "Appointment.participant",
+                format!(
+                    "the appointment has {} different patient participants; exactly one is supported",
+                    patients.len()
+                ),
+            ));
+            String::new()
+        }
+    };
+    let status = match a.status.as_str() {
+        "proposed" | "pending" | "booked" | "arrived" | "checked-in" | "waitlist" => {
+            AppointmentStatus::Scheduled
+        }
+        "cancelled" | "noshow" | "entered-in-error" => AppointmentStatus::Cancelled,
+        "fulfilled" => AppointmentStatus::Completed,
+        other => {
+            issues.push(Issue::error(
+                "code-invalid",
+                "Appointment.status",
+                format!("{other:?} is not an appointmentstatus code"),
+            ));
+            AppointmentStatus::Scheduled
+        }
+    };
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    let based_on = a
+        .based_on
+        .iter()
+        .find_map(|r| match r.reference.as_deref()?.split_once('/') {
+            Some(("ServiceRequest", id)) if crate::validate::is_id(id) => Some(id.to_string()),
+            _ => None,
+        });
+    let order = model::Order {
+        placer_order: a.identifier.iter().find_map(|i| non_empty(&i.value)),
+        procedure: a.service_type.first().and_then(procedure),
+        ..model::Order::default()
+    };
+    Ok(AppointmentIn {
+        patient_id: patient_id.clone(),
+        based_on,
+        appointment: model::Appointment {
+            id: a.id.clone().unwrap_or_default(),
+            status,
+            scheduled_at: non_empty(&a.start),
+            order,
+            patient_id,
+            ..model::Appointment::default()
+        },
+    })
 }

@@ -45,6 +45,7 @@ resource_tag!(AppointmentType, "Appointment");
 resource_tag!(ObservationType, "Observation");
 resource_tag!(DiagnosticReportType, "DiagnosticReport");
 resource_tag!(DeviceType, "Device");
+resource_tag!(ImagingStudyType, "ImagingStudy");
 resource_tag!(BundleType, "Bundle");
 resource_tag!(OperationOutcomeType, "OperationOutcome");
 
@@ -450,6 +451,60 @@ pub struct Device {
     pub owner: Option<Reference>,
 }
 
+/// ImagingStudy.series (uid and modality are required).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagingStudySeries {
+    /// DICOM Series Instance UID (an OID without `urn:oid:`).
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u32>,
+    /// DICOM modality (http://dicom.nema.org/resources/ontology/DCM), e.g. `CT`.
+    pub modality: Coding,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint: Vec<Reference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_site: Option<Coding>,
+}
+
+/// ImagingStudy (status and subject are required).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagingStudy {
+    pub resource_type: ImagingStudyType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    /// Study Instance UID (system `urn:dicom:uid`, value `urn:oid:…`), accession number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifier: Vec<Identifier>,
+    /// imagingstudy-status: registered | available | cancelled | entered-in-error | unknown.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modality: Vec<Coding>,
+    pub subject: Reference,
+    /// dateTime
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub based_on: Vec<Reference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint: Vec<Reference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_series: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<ImagingStudySeries>,
+}
+
 /// Any resource medrelay puts in a Bundle (dispatched on `resourceType`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -460,6 +515,7 @@ pub enum Resource {
     Observation(Box<Observation>),
     DiagnosticReport(Box<DiagnosticReport>),
     Device(Box<Device>),
+    ImagingStudy(Box<ImagingStudy>),
     OperationOutcome(Box<OperationOutcome>),
 }
 

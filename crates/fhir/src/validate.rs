@@ -1,4 +1,4 @@
-//! Validation of incoming Patient, ServiceRequest and Appointment JSON against the
+//! Validation of incoming Patient, ServiceRequest, Appointment and ImagingStudy JSON against the
 //! FHIR R4 (4.0.1) rules medrelay relies on: resourceType, required elements,
 //! required value sets, primitive formats (id, date, dateTime, instant) and
 //! reference syntax. Every problem found is returned, each as an OperationOutcome
@@ -74,6 +74,14 @@ pub const CONTACT_POINT_USE: &[&str] = &["home", "work", "temp", "old", "mobile"
 pub const ADDRESS_USE: &[&str] = &["home", "work", "temp", "old", "billing"];
 /// address-type
 pub const ADDRESS_TYPE: &[&str] = &["postal", "physical", "both"];
+/// imagingstudy-status
+pub const IMAGING_STUDY_STATUS: &[&str] = &[
+    "registered",
+    "available",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+];
 
 /// An incoming resource that failed validation or could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,12 +97,13 @@ fn first_diagnostics(o: &OperationOutcome) -> String {
 }
 
 /// Validates `value` as a resource of type `expected` (`Patient`, `ServiceRequest`,
-/// `Appointment`; other types get only the resourceType and id checks).
+/// `Appointment`, `ImagingStudy`; other types get only the resourceType and id checks).
 pub fn validate(expected: &str, value: &Value) -> Vec<Issue> {
     match expected {
         "Patient" => validate_patient(value),
         "ServiceRequest" => validate_service_request(value),
         "Appointment" => validate_appointment(value),
+        "ImagingStudy" => validate_imaging_study(value),
         _ => {
             let mut v = V::default();
             v.header(expected, value);
@@ -254,6 +263,86 @@ pub fn validate_appointment(value: &Value) -> Vec<Issue> {
         );
     }
     v.issues
+}
+
+/// ImagingStudy: status (required binding), subject (required, `Patient/<id>`:
+/// medrelay files studies under patients only, although R4 also allows Device and
+/// Group), started, counts, modality codings, and each series' uid (a DICOM UID),
+/// modality (a coding with a code) and endpoints.
+pub fn validate_imaging_study(value: &Value) -> Vec<Issue> {
+    let mut v = V::default();
+    let Some(obj) = v.header("ImagingStudy", value) else {
+        return v.issues;
+    };
+    let p = "ImagingStudy";
+    v.array_of(obj, p, "identifier", |v, o, path| v.identifier(o, path));
+    v.code(obj, p, "status", IMAGING_STUDY_STATUS, true);
+    v.array_of(obj, p, "modality", |v, o, path| v.coding(o, path));
+    if let Some(subject) = v.object(obj, p, "subject", true) {
+        let path = "ImagingStudy.subject";
+        v.reference_obj(subject, path);
+        match subject.get("reference") {
+            Some(Value::String(r)) if !is_patient_reference(r) && is_reference(r) => v.push(
+                "value",
+                &format!("{path}.reference"),
+                format!("{r:?} is not a Patient reference (Patient/<id>)"),
+            ),
+            None | Some(Value::Null) => v.push(
+                "required",
+                &format!("{path}.reference"),
+                "the subject must be given as a literal reference Patient/<id>",
+            ),
+            _ => {}
+        }
+    }
+    v.primitive(obj, p, "started", is_date_time, DATE_TIME_HELP);
+    v.unsigned(obj, p, "numberOfSeries");
+    v.unsigned(obj, p, "numberOfInstances");
+    v.string(obj, p, "description", false);
+    v.array_of(obj, p, "basedOn", |v, o, path| v.reference_obj(o, path));
+    v.array_of(obj, p, "endpoint", |v, o, path| v.reference_obj(o, path));
+    v.array_of(obj, p, "series", |v, o, path| {
+        if let Some(uid) = v.string(o, path, "uid", true)
+            && !(is_dicom_uid(&uid) && is_id(&uid))
+        {
+            v.push(
+                "value",
+                &format!("{path}.uid"),
+                format!("{uid:?} is not a DICOM UID (digits and dots like 1.2.840.10008, at most 64 characters)"),
+            );
+        }
+        v.unsigned(o, path, "number");
+        if let Some(modality) = v.object(o, path, "modality", true) {
+            let mp = format!("{path}.modality");
+            v.coding(modality, &mp);
+            v.string(modality, &mp, "code", true);
+        }
+        v.string(o, path, "description", false);
+        v.unsigned(o, path, "numberOfInstances");
+        v.array_of(o, path, "endpoint", |v, e, ep| v.reference_obj(e, ep));
+        if let Some(site) = v.object(o, path, "bodySite", false) {
+            v.coding(site, &format!("{path}.bodySite"));
+        }
+    });
+    v.issues
+}
+
+/// `Patient/<id>`
+fn is_patient_reference(r: &str) -> bool {
+    matches!(r.split_once('/'), Some(("Patient", id)) if is_id(id))
+}
+
+/// A DICOM UID as FHIR's `oid` type has it without `urn:oid:`:
+/// `[0-2](\.(0|[1-9][0-9]*))+`.
+pub fn is_dicom_uid(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let first_ok = matches!(parts.next(), Some("0" | "1" | "2"));
+    let mut rest = 0;
+    let rest_ok = parts.all(|p| {
+        rest += 1;
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
+    });
+    first_ok && rest_ok && rest > 0
 }
 
 const DATE_TIME_HELP: &str =
@@ -454,6 +543,25 @@ impl V {
         }
     }
 
+    /// unsignedInt: a JSON integer from 0 to 2^31-1.
+    fn unsigned(&mut self, o: &Obj, path: &str, key: &str) {
+        match o.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= i32::MAX as u64) => {}
+            Some(other) => self.push(
+                "value",
+                &format!("{path}.{key}"),
+                format!("{path}.{key} must be an unsignedInt (0 to 2147483647), not {other}"),
+            ),
+        }
+    }
+
+    fn coding(&mut self, c: &Obj, path: &str) {
+        for k in ["system", "code", "display", "version"] {
+            self.string(c, path, k, false);
+        }
+    }
+
     fn identifier(&mut self, o: &Obj, path: &str) {
         self.code(o, path, "use", IDENTIFIER_USE, false);
         self.string(o, path, "system", false);
@@ -465,11 +573,7 @@ impl V {
         if let Some(cc) = self.object(o, path, key, false) {
             let p = format!("{path}.{key}");
             self.string(cc, &p, "text", false);
-            self.array_of(cc, &p, "coding", |v, c, cp| {
-                for k in ["system", "code", "display", "version"] {
-                    v.string(c, cp, k, false);
-                }
-            });
+            self.array_of(cc, &p, "coding", |v, c, cp| v.coding(c, cp));
         }
     }
 

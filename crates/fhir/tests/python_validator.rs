@@ -114,6 +114,13 @@ fn converter_output_passes_our_own_validation() {
 }
 
 #[test]
+fn imaging_study_example_is_valid_for_fhir_resources() {
+    let study = serde_json::json!({"resourceType":"ImagingStudy","id":"study-20250315-001","status":"available","subject":{"reference":"Patient/1234567890"},"started":"2025-03-15T12:05:00+01:00","numberOfSeries":3,"numberOfInstances":512,"modality":[{"code":"CT"}],"identifier":[{"system":"urn:dicom:uid","value":"urn:oid:1.2.3.4.5.6.7"}],"series":[{"uid":"1.2.3.4.5.6.8","modality":{"code":"CT"},"numberOfInstances":512,"endpoint":[{"reference":"Endpoint/wado-rs"}]}]});
+    let parsed: medrelay_fhir::ImagingStudy = validate::parse("ImagingStudy", &study).unwrap();
+    check_with_python(&[serde_json::to_value(parsed).unwrap()]);
+}
+
+#[test]
 fn python_check_really_rejects() {
     let bad =
         serde_json::json!({"resourceType": "Patient", "gender": 5, "birthDate": "22.10.1975"});

@@ -1,6 +1,9 @@
-use medrelay_fhir::validate::{self, Invalid, is_date, is_date_time, is_instant, is_reference};
+use medrelay_fhir::validate::{
+    self, Invalid, is_date, is_date_time, is_dicom_uid, is_instant, is_reference,
+};
 use medrelay_fhir::{
-    Issue, ServiceRequest, validate_appointment, validate_patient, validate_service_request,
+    ImagingStudy, Issue, Resource, ServiceRequest, validate_appointment, validate_imaging_study,
+    validate_patient, validate_service_request,
 };
 use serde_json::{Value, json};
 
@@ -273,4 +276,159 @@ fn parse_validates_then_reads() {
             "expression": ["ServiceRequest.status"]
         })
     );
+}
+
+/// The seed's example study.
+fn seed_study() -> Value {
+    json!({"resourceType":"ImagingStudy","id":"study-20250315-001","status":"available","subject":{"reference":"Patient/1234567890"},"started":"2025-03-15T12:05:00+01:00","numberOfSeries":3,"numberOfInstances":512,"modality":[{"code":"CT"}],"identifier":[{"system":"urn:dicom:uid","value":"urn:oid:1.2.3.4.5.6.7"}],"series":[{"uid":"1.2.3.4.5.6.8","modality":{"code":"CT"},"numberOfInstances":512,"endpoint":[{"reference":"Endpoint/wado-rs"}]}]})
+}
+
+#[test]
+fn imaging_study_seed_example_validates_and_parses() {
+    let v = seed_study();
+    assert_eq!(validate_imaging_study(&v), vec![]);
+    assert_eq!(validate::validate("ImagingStudy", &v), vec![]);
+    let s: ImagingStudy = validate::parse("ImagingStudy", &v).unwrap();
+    assert_eq!(s.id.as_deref(), Some("study-20250315-001"));
+    assert_eq!(s.status, "available");
+    assert_eq!(s.subject.reference.as_deref(), Some("Patient/1234567890"));
+    assert_eq!(s.started.as_deref(), Some("2025-03-15T12:05:00+01:00"));
+    assert_eq!(
+        (s.number_of_series, s.number_of_instances),
+        (Some(3), Some(512))
+    );
+    assert_eq!(s.modality[0].code.as_deref(), Some("CT"));
+    assert_eq!(
+        s.identifier[0].value.as_deref(),
+        Some("urn:oid:1.2.3.4.5.6.7")
+    );
+    let series = &s.series[0];
+    assert_eq!(series.uid, "1.2.3.4.5.6.8");
+    assert_eq!(series.modality.code.as_deref(), Some("CT"));
+    assert_eq!(series.number_of_instances, Some(512));
+    assert_eq!(
+        series.endpoint[0].reference.as_deref(),
+        Some("Endpoint/wado-rs")
+    );
+    // Written back, it is the same JSON.
+    assert_eq!(serde_json::to_value(&s).unwrap(), v);
+    // And a Bundle entry reads it as an ImagingStudy.
+    match serde_json::from_value::<Resource>(v).unwrap() {
+        Resource::ImagingStudy(back) => assert_eq!(*back, s),
+        other => panic!("read as {other:?}"),
+    }
+}
+
+#[test]
+fn imaging_study_required_elements() {
+    let issues = validate_imaging_study(&json!({"resourceType": "ImagingStudy"}));
+    assert_eq!(
+        found(&issues),
+        [
+            ("required".into(), "ImagingStudy.status".into()),
+            ("required".into(), "ImagingStudy.subject".into()),
+        ]
+    );
+    let issues = validate_imaging_study(&json!({"resourceType": "Patient"}));
+    assert!(
+        has(&issues, "invalid", "ImagingStudy.resourceType"),
+        "{issues:?}"
+    );
+    let mut v = seed_study();
+    v["series"] = json!([{}]);
+    assert_eq!(
+        found(&validate_imaging_study(&v)),
+        [
+            ("required".into(), "ImagingStudy.series[0].uid".into()),
+            ("required".into(), "ImagingStudy.series[0].modality".into()),
+        ]
+    );
+    v["series"] = json!([{"uid": "1.2.3", "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM"}}]);
+    assert_eq!(
+        found(&validate_imaging_study(&v)),
+        [(
+            "required".into(),
+            "ImagingStudy.series[0].modality.code".into()
+        )]
+    );
+}
+
+#[test]
+fn imaging_study_values() {
+    let mut v = seed_study();
+    v["status"] = json!("final");
+    v["subject"] = json!({"reference": "Group/g1"});
+    v["started"] = json!("2025-03-15T12:05");
+    v["numberOfSeries"] = json!(-1);
+    v["numberOfInstances"] = json!("512");
+    v["modality"] = json!([{"code": 5}]);
+    v["series"] = json!([
+        {"uid": "1.2.03", "modality": {"code": "CT"}, "number": 1.5},
+        {"uid": "urn:oid:1.2.3", "modality": {"code": "MR"}, "endpoint": [{"reference": "wado"}]},
+        {"uid": "3.1", "modality": "CT", "bodySite": {"code": ["x"]}}
+    ]);
+    let issues = validate_imaging_study(&v);
+    for (code, path) in [
+        ("code-invalid", "ImagingStudy.status"),
+        ("value", "ImagingStudy.subject.reference"),
+        ("value", "ImagingStudy.started"),
+        ("value", "ImagingStudy.numberOfSeries"),
+        ("value", "ImagingStudy.numberOfInstances"),
+        ("structure", "ImagingStudy.modality[0].code"),
+        ("value", "ImagingStudy.series[0].uid"),
+        ("value", "ImagingStudy.series[0].number"),
+        ("value", "ImagingStudy.series[1].uid"),
+        ("value", "ImagingStudy.series[1].endpoint[0].reference"),
+        ("value", "ImagingStudy.series[2].uid"),
+        ("structure", "ImagingStudy.series[2].modality"),
+        ("structure", "ImagingStudy.series[2].bodySite.code"),
+    ] {
+        assert!(
+            has(&issues, code, path),
+            "{code} {path} missing in {issues:?}"
+        );
+    }
+    assert_eq!(issues.len(), 13, "{issues:?}");
+
+    // The subject must be a literal Patient reference.
+    let mut v = seed_study();
+    v["subject"] = json!({"identifier": {"value": "123"}});
+    assert!(has(
+        &validate_imaging_study(&v),
+        "required",
+        "ImagingStudy.subject.reference"
+    ));
+    v["subject"] = json!({"reference": "Patient/"});
+    assert_eq!(
+        found(&validate_imaging_study(&v)),
+        [("value".into(), "ImagingStudy.subject.reference".into())]
+    );
+}
+
+#[test]
+fn dicom_uids() {
+    for ok in [
+        "1.2",
+        "0.0",
+        "2.25.123456789",
+        "1.2.840.10008.5.1.4.1.1.2",
+        "1.2.3.4.5.6.8",
+    ] {
+        assert!(is_dicom_uid(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "1",
+        "3.1",
+        "1.",
+        ".1",
+        "1..2",
+        "1.02",
+        "01.2",
+        "1.2a",
+        "urn:oid:1.2",
+        "1.-2",
+    ] {
+        assert!(!is_dicom_uid(bad), "{bad}");
+    }
 }

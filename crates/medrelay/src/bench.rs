@@ -74,6 +74,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         conns: usize,
     },
+    /// FHIR API load: creates `patients` Patients (POST /fhir/R4/Patient, each
+    /// with its own identifier), then times `reads` reads by id and `searches`
+    /// identifier searches (`Patient?identifier=system|value`), each spread
+    /// over `conns` clients. The token needs system/Patient.* (`medrelay client
+    /// add`, then POST /oauth/token).
+    Fhir {
+        /// medrelay's HTTP address, e.g. 127.0.0.1:8080.
+        http: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 100_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 100_000)]
+        reads: usize,
+        #[arg(long, default_value_t = 50_000)]
+        searches: usize,
+        #[arg(long, default_value_t = 8)]
+        conns: usize,
+    },
     /// A stand-in cloud EHR for results: an HTTP listener that answers 200 to
     /// every POST and prints how many it got. Runs until Ctrl-C.
     HttpSink {
@@ -120,7 +139,159 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             conns,
         } => push_load(&http, &integration, &token, count, conns.max(1)).await,
         BenchCommand::HttpSink { addr } => http_sink(addr).await,
+        BenchCommand::Fhir {
+            http,
+            token,
+            patients,
+            reads,
+            searches,
+            conns,
+        } => fhir_load(&http, &token, patients, reads, searches, conns.max(1)).await,
     }
+}
+
+/// What one phase of [`fhir_load`] does for request `n`: the request, and the
+/// status that counts as success.
+type MakeRequest =
+    Arc<dyn Fn(&reqwest::Client, u64) -> (reqwest::RequestBuilder, u16) + Send + Sync>;
+
+/// Runs `count` requests over `conns` clients; prints and returns the rate.
+async fn http_phase(name: &str, count: usize, conns: usize, make: MakeRequest) -> Result<f64> {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, next, failed, make) =
+            (client.clone(), next.clone(), failed.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).ok();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count as u64 {
+                    break;
+                }
+                let (request, expected) = make(&client, n);
+                let t = Instant::now();
+                let ok = match request.send().await {
+                    Ok(r) if r.status().as_u16() == expected => r.bytes().await.is_ok(),
+                    _ => false,
+                };
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(h) = hist.as_mut() {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+            }
+            hist
+        }));
+    }
+    let mut latency = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        if let Some(h) = t.await? {
+            latency.add(&h)?;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rate = count as f64 / secs;
+    println!(
+        "{name}: {count} in {secs:.2}s = {rate:.0}/s; p50 {:.2} ms, p99 {:.2} ms; failed: {}",
+        percentile_ms(&latency, 0.5),
+        percentile_ms(&latency, 0.99),
+        failed.load(Ordering::Relaxed)
+    );
+    Ok(rate)
+}
+
+async fn fhir_load(
+    http: &str,
+    token: &str,
+    patients: usize,
+    reads: usize,
+    searches: usize,
+    conns: usize,
+) -> Result<ExitCode> {
+    let base = format!("http://{http}/fhir/R4");
+    let run = format!("{:x}", chrono::Utc::now().timestamp_millis() % 0xffff_ffff);
+    let system = format!("urn:medrelay:bench:{run}");
+    let auth = format!("Bearer {token}");
+    println!("medrelay bench fhir: {patients} patients, {conns} clients");
+    // Creates answer with the id in Location; reads need ids, so ask the
+    // server for them by identifier once after loading (ids are the store's).
+    let (b, a, sys) = (base.clone(), auth.clone(), system.clone());
+    http_phase(
+        "create Patient",
+        patients,
+        conns,
+        Arc::new(move |c: &reqwest::Client, n| {
+            let body = serde_json::json!({
+                "resourceType": "Patient",
+                "identifier": [{"system": sys, "value": format!("B{n}")}],
+                "name": [{"family": format!("Bench{}", n % 997), "given": ["Load"]}],
+                "gender": if n % 2 == 0 { "female" } else { "male" },
+                "birthDate": format!("{}-{:02}-{:02}", 1930 + n % 80, 1 + n % 12, 1 + n % 28),
+            });
+            (
+                c.post(format!("{b}/Patient"))
+                    .header("Authorization", &a)
+                    .header("Content-Type", "application/fhir+json")
+                    .header("Prefer", "return=minimal")
+                    .body(body.to_string()),
+                201,
+            )
+        }),
+    )
+    .await?;
+    let first: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/Patient?identifier={system}|B0"))
+        .header("Authorization", &auth)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let first_id: u64 = first["entry"][0]["resource"]["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("the first bench patient was not found: {first}"))?;
+    // Ids are assigned in creation order, so B0's id starts a range that
+    // holds (nearly) every bench patient; a miss counts as a failure.
+    let (b, a) = (base.clone(), auth.clone());
+    let span = patients.max(1) as u64;
+    let reads_rate = http_phase(
+        "read Patient/{id}",
+        reads,
+        conns,
+        Arc::new(move |c: &reqwest::Client, n| {
+            let id = first_id + (n.wrapping_mul(7919) % span);
+            (
+                c.get(format!("{b}/Patient/{id}"))
+                    .header("Authorization", &a),
+                200,
+            )
+        }),
+    )
+    .await?;
+    let (b, a, sys) = (base.clone(), auth.clone(), system.clone());
+    let search_rate = http_phase(
+        "search Patient?identifier=",
+        searches,
+        conns,
+        Arc::new(move |c: &reqwest::Client, n| {
+            let v = n.wrapping_mul(104_729) % span;
+            (
+                c.get(format!("{b}/Patient?identifier={sys}|B{v}"))
+                    .header("Authorization", &a),
+                200,
+            )
+        }),
+    )
+    .await?;
+    println!(
+        "reads: {reads_rate:.0}/s (target >= 10,000); identifier searches: {search_rate:.0}/s (target >= 3,000)"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn mllp_load(addr: String, conns: usize, msgs: u64, pid: Option<u32>) -> Result<ExitCode> {

@@ -125,16 +125,21 @@ impl Config {
 
     /// The configuration used when `serve` gets no `--config`: an HL7
     /// integration, `default`, listening on 127.0.0.1:2575 and feeding the
-    /// worklist of the device group `default`; results are kept, not sent.
+    /// worklist of the device group `default`; results are kept, not sent. Plus
+    /// `default-fhir`: ServiceRequests and Appointments created through
+    /// `/fhir/R4` land in the same group.
     pub fn embedded_default() -> Result<Config> {
         let integration: IntegrationConfig = toml::from_str(
             "name = \"default\"\npreset = \"hl7-mllp\"\ngroup = \"default\"\ninbound = { mllp = \"127.0.0.1:2575\" }\n",
         )
         .context("the embedded default configuration")?;
+        let fhir: IntegrationConfig =
+            toml::from_str("name = \"default-fhir\"\npreset = \"fhir\"\ngroup = \"default\"\n")
+                .context("the embedded default configuration")?;
         Ok(Config {
             server: ServerConfig::default(),
             channels: Vec::new(),
-            integrations: vec![integration],
+            integrations: vec![integration, fhir],
         })
     }
 
@@ -372,7 +377,8 @@ mod tests {
     fn embedded_default_is_an_hl7_integration_on_2575() {
         let cfg = Config::embedded_default().unwrap();
         assert!(cfg.channels.is_empty());
-        assert_eq!(cfg.integrations.len(), 1);
+        assert_eq!(cfg.integrations.len(), 2);
+        assert_eq!(cfg.integrations[1].preset, "fhir");
         let i = &cfg.integrations[0];
         assert_eq!(
             (i.name.as_str(), i.preset.as_str(), i.group.as_str()),
@@ -390,7 +396,7 @@ mod tests {
         let mut cfg = Config::embedded_default().unwrap();
         cfg.server.data_dir = "/srv/medrelay".into();
         cfg.add_embedded_gdt().unwrap();
-        let g = &cfg.integrations[1];
+        let g = &cfg.integrations[2];
         assert_eq!((g.name.as_str(), g.preset.as_str()), ("default-gdt", "gdt"));
         assert_eq!(g.inbound.folder.as_deref(), Some("/srv/medrelay/gdt/in"));
         assert_eq!(g.outbound.folder.as_deref(), Some("/srv/medrelay/gdt/out"));

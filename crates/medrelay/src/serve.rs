@@ -87,6 +87,7 @@ pub async fn run(
         ),
         pushes: medrelay_server::integration_api::endpoints(engine.pushes()),
         pollers: std::sync::Arc::new(engine.worklist_pollers()),
+        fhir: std::sync::Arc::new(engine.fhir_targets()),
     });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {

@@ -25,6 +25,9 @@ pub enum ApiError {
         message: String,
         details: Vec<FieldProblem>,
     },
+    /// A conditional request whose precondition (e.g. `If-Match`) failed: 412.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -73,6 +76,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -151,6 +157,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::BadRequest(m),
+            e @ StoreError::VersionConflict { .. } => ApiError::PreconditionFailed(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub pollers: std::sync::Arc<Vec<std::sync::Arc<medrelay_engine::json_poller::JsonPoller>>>,
     /// The integrations EHRs push JSON appointments to, by name.
     pub pushes: std::sync::Arc<std::collections::HashMap<String, integration_api::PushEndpoint>>,
+    /// Where orders created through the FHIR API go, by organisation.
+    pub fhir: std::sync::Arc<std::collections::HashMap<String, medrelay_engine::FhirTarget>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -98,10 +100,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/messages/{id}", get(admin::get_message))
         // OAuth 2.0 client credentials (RFC 6749 §4.4) for pushing EHRs
         .route("/oauth/token", post(oauth::token))
-        // FHIR R4 (first part: metadata, Patient read and search).
-        .route("/fhir/R4/metadata", get(fhir_api::metadata))
-        .route("/fhir/R4/Patient", get(fhir_api::search_patients))
-        .route("/fhir/R4/Patient/{id}", get(fhir_api::read_patient))
+        // FHIR R4: every resource, interaction and search parameter is in
+        // fhir_api::CAPABILITIES.
+        .nest("/fhir/R4", fhir_api::routes())
         // Pushed JSON appointments; each integration sets its own body limit.
         .route(
             "/api/v1/integrations/{name}/appointments",

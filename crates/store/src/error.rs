@@ -23,6 +23,10 @@ pub enum StoreError {
     /// use, a group that still has devices …). The text says which.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A conditional update (FHIR `If-Match`) named another version than the
+    /// current one; nothing was written.
+    #[error("version conflict: the current version is {current}")]
+    VersionConflict { current: i64 },
     /// The arguments were refused before anything was written (e.g. a scope
     /// that is not a valid RFC 6749 scope token). The text says why.
     #[error("invalid: {0}")]

@@ -86,12 +86,15 @@
 
 mod domain;
 mod error;
+mod fhir;
 pub mod oauth;
 mod sqlite;
 mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fhir;
 #[cfg(test)]
 mod tests_oauth;
 #[cfg(test)]
@@ -105,6 +108,10 @@ pub use domain::{
     WorklistEffect,
 };
 pub use error::{StoreError, UnknownName};
+pub use fhir::{
+    AppointmentSearch, DateFilter, DateOp, MeasurementSearch, NewStudy, PatientSearch, Sort,
+    SortKey, StoredStudy, StudySearch, TokenFilter, Versioned,
+};
 pub use oauth::{IssuedOAuthToken, NewOAuthClient, OAuthClient, OAuthToken};
 pub use sqlite::SqliteOptions;
 pub use types::{
@@ -638,6 +645,145 @@ impl Store {
     /// writer operation each; returns how many.
     pub async fn prune_oauth_tokens(&self, now: Millis) -> Result<u64, StoreError> {
         dispatch!(self.prune_oauth_tokens(now))
+    }
+
+    // ------------------------------------------------------------ FHIR R4
+
+    /// One patient of `org` with its version and last-update time.
+    pub async fn get_patient_versioned(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<Patient>>, StoreError> {
+        dispatch!(self.get_patient_versioned(org, id))
+    }
+
+    /// vread: the given version (current row or history); None if patient or version unknown
+    pub async fn patient_version(
+        &self,
+        org: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<Versioned<Patient>>, StoreError> {
+        dispatch!(self.patient_version(org, id, version))
+    }
+
+    /// every version, newest first (current first), paged; with the number of
+    /// versions (0 for an unknown patient)
+    pub async fn patient_history(
+        &self,
+        org: &str,
+        id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Versioned<Patient>>, u64), StoreError> {
+        dispatch!(self.patient_history(org, id, limit, offset))
+    }
+
+    /// Patients matching `q` (see [`PatientSearch`]): one page and the number
+    /// of all matches.
+    pub async fn search_patients(
+        &self,
+        q: PatientSearch,
+    ) -> Result<(Vec<Versioned<Patient>>, u64), StoreError> {
+        dispatch!(self.search_patients(q))
+    }
+
+    /// new patient (its `id` ignored); StoreError::Conflict naming the identifier when one is
+    /// owned by another patient of org. Its identifiers become its own (they find it in
+    /// identifier searches and HL7 matching); `Invalid` with more than 64 of them.
+    pub async fn create_patient(
+        &self,
+        org: &str,
+        patient: Patient,
+    ) -> Result<Versioned<Patient>, StoreError> {
+        let at = now();
+        dispatch!(self.create_patient(org, patient, at))
+    }
+
+    /// full replace (not merge) of an existing patient; NotFound; StoreError::VersionConflict
+    /// { current } when if_match is Some(v) and v != current version; identifier rows: add the
+    /// new ones (Conflict if owned by another patient), drop the ones this patient owned and
+    /// no longer lists. Returns the new version (the same one when nothing changed).
+    pub async fn update_patient(
+        &self,
+        org: &str,
+        id: &str,
+        patient: Patient,
+        if_match: Option<i64>,
+    ) -> Result<Versioned<Patient>, StoreError> {
+        let at = now();
+        dispatch!(self.update_patient(org, id, patient, if_match, at))
+    }
+
+    /// appointment with its patient, INCLUDING soft-deleted ones (deleted_at set) so the
+    /// caller can answer 410 Gone
+    pub async fn get_appointment_versioned(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<(Versioned<Appointment>, Patient)>, StoreError> {
+        dispatch!(self.get_appointment_versioned(org, id))
+    }
+
+    /// Undeleted appointments matching `q` (see [`AppointmentSearch`]) with
+    /// their patients: one page and the number of all matches.
+    pub async fn search_appointments(
+        &self,
+        q: AppointmentSearch,
+    ) -> Result<(Vec<(Versioned<Appointment>, Patient)>, u64), StoreError> {
+        dispatch!(self.search_appointments(q))
+    }
+
+    /// an update through FHIR: `appointment.order` and `.visit` merged into the stored ones
+    /// exactly like an HL7 update (present fields overwrite), status and scheduled_at set from
+    /// `appointment` (cancel: cancelled_at = now; leaving `cancelled` clears it), a non-empty
+    /// `appointment.group` moves it, the patient_id set to `patient_id` (must exist in org,
+    /// else NotFound); NotFound if missing or deleted; VersionConflict { current } on a stale
+    /// if_match. Returns the new state.
+    pub async fn update_appointment_fhir(
+        &self,
+        org: &str,
+        id: &str,
+        patient_id: &str,
+        appointment: Appointment,
+        if_match: Option<i64>,
+    ) -> Result<Versioned<Appointment>, StoreError> {
+        let at = now();
+        dispatch!(self.update_appointment_fhir(org, id, patient_id, appointment, if_match, at))
+    }
+
+    /// measurement rows without PDFs (like list_measurements) plus the appointment's patient id
+    pub async fn search_measurements(
+        &self,
+        q: MeasurementSearch,
+    ) -> Result<(Vec<(StoredMeasurement, String)>, u64), StoreError> {
+        dispatch!(self.search_measurements(q))
+    }
+
+    /// Stores an imaging study (version 1, created now). `patient_id` must
+    /// exist in `s.org`, else `NotFound`.
+    pub async fn create_study(&self, s: NewStudy) -> Result<Versioned<StoredStudy>, StoreError> {
+        let at = now();
+        dispatch!(self.create_study(s, at))
+    }
+
+    /// One imaging study of `org`.
+    pub async fn get_study(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<StoredStudy>>, StoreError> {
+        dispatch!(self.get_study(org, id))
+    }
+
+    /// Imaging studies matching `q` (see [`StudySearch`]): one page and the
+    /// number of all matches.
+    pub async fn search_studies(
+        &self,
+        q: StudySearch,
+    ) -> Result<(Vec<Versioned<StoredStudy>>, u64), StoreError> {
+        dispatch!(self.search_studies(q))
     }
 
     // ------------------------------------------------------------ measurements

@@ -269,6 +269,18 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    let (status, _, body) = http_full(addr, method, path, headers, body).await?;
+    Ok((status, body))
+}
+
+/// [`http`] with the response headers (names lowercased, in order).
+pub async fn http_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
@@ -304,7 +316,13 @@ pub async fn http(
     {
         body = dechunk(&body);
     }
-    Ok((status, body))
+    let response_headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, response_headers, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -41,6 +41,7 @@ async fn harness(ttl: Duration, rate: f64, burst: u32) -> Harness {
         oauth_token_limiter: RateLimiter::new(rate, burst),
         pushes: Default::default(),
         pollers: Default::default(),
+        fhir: Default::default(),
     };
     // Two routes that only this test has: what the extractor lets through.
     let probes = Router::new()

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: one writer thread doing group commit, a small
 //! pool of read-only connections for everything else.
 
+mod fhir;
 mod oauth;
 mod sql;
 mod worklist;
@@ -20,6 +21,10 @@ use crate::domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
 };
 use crate::error::StoreError;
+use crate::fhir::{
+    AppointmentSearch, MeasurementSearch, NewStudy, PatientSearch, StoredStudy, StudySearch,
+    Versioned,
+};
 use crate::oauth::{OAuthClient, OAuthToken};
 use crate::types::{
     Delivery, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis, QueueDepth,
@@ -35,6 +40,7 @@ fn migrations() -> Migrations<'static> {
         // Rebuilds `messages`: must run with foreign keys off (see open_writer).
         M::up(include_str!("../../migrations/0002_worklist.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0003_oauth.sql")),
+        M::up(include_str!("../../migrations/0004_fhir.sql")),
     ])
 }
 
@@ -838,6 +844,141 @@ impl SqliteBackend {
                 return Ok(deleted);
             }
         }
+    }
+}
+
+/// The FHIR R4 API (see `fhir.rs`).
+impl SqliteBackend {
+    pub(crate) async fn get_patient_versioned(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<Patient>>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| fhir::get_patient_versioned(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn patient_version(
+        &self,
+        org: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<Versioned<Patient>>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| fhir::patient_version(c, &org, &id, version))
+            .await
+    }
+
+    pub(crate) async fn patient_history(
+        &self,
+        org: &str,
+        id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Versioned<Patient>>, u64), StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| fhir::patient_history(c, &org, &id, limit, offset))
+            .await
+    }
+
+    pub(crate) async fn search_patients(
+        &self,
+        q: PatientSearch,
+    ) -> Result<(Vec<Versioned<Patient>>, u64), StoreError> {
+        self.read(move |c| fhir::search_patients(c, &q)).await
+    }
+
+    pub(crate) async fn create_patient(
+        &self,
+        org: &str,
+        patient: Patient,
+        at: Millis,
+    ) -> Result<Versioned<Patient>, StoreError> {
+        // The JSON work happens here, off the writer thread.
+        let row = fhir::PatientRow::new(&patient)?;
+        let org = own(org);
+        self.write(move |c| fhir::create_patient(c, &org, &row, at))
+            .await
+    }
+
+    pub(crate) async fn update_patient(
+        &self,
+        org: &str,
+        id: &str,
+        patient: Patient,
+        if_match: Option<i64>,
+        at: Millis,
+    ) -> Result<Versioned<Patient>, StoreError> {
+        let row = fhir::PatientRow::new(&patient)?;
+        let (org, id) = (own(org), own(id));
+        self.write(move |c| fhir::update_patient(c, &org, &id, &row, if_match, at))
+            .await
+    }
+
+    pub(crate) async fn get_appointment_versioned(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<(Versioned<Appointment>, Patient)>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| fhir::get_appointment_versioned(c, &org, &id))
+            .await
+    }
+
+    pub(crate) async fn search_appointments(
+        &self,
+        q: AppointmentSearch,
+    ) -> Result<(Vec<(Versioned<Appointment>, Patient)>, u64), StoreError> {
+        self.read(move |c| fhir::search_appointments(c, &q)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn update_appointment_fhir(
+        &self,
+        org: &str,
+        id: &str,
+        patient_id: &str,
+        appointment: Appointment,
+        if_match: Option<i64>,
+        at: Millis,
+    ) -> Result<Versioned<Appointment>, StoreError> {
+        let (org, id, pid) = (own(org), own(id), own(patient_id));
+        self.write(move |c| {
+            fhir::update_appointment_fhir(c, &org, &id, &pid, &appointment, if_match, at)
+        })
+        .await
+    }
+
+    pub(crate) async fn search_measurements(
+        &self,
+        q: MeasurementSearch,
+    ) -> Result<(Vec<(StoredMeasurement, String)>, u64), StoreError> {
+        self.read(move |c| fhir::search_measurements(c, &q)).await
+    }
+
+    pub(crate) async fn create_study(
+        &self,
+        s: NewStudy,
+        at: Millis,
+    ) -> Result<Versioned<StoredStudy>, StoreError> {
+        self.write(move |c| fhir::create_study(c, &s, at)).await
+    }
+
+    pub(crate) async fn get_study(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<StoredStudy>>, StoreError> {
+        let (org, id) = (own(org), own(id));
+        self.read(move |c| fhir::get_study(c, &org, &id)).await
+    }
+
+    pub(crate) async fn search_studies(
+        &self,
+        q: StudySearch,
+    ) -> Result<(Vec<Versioned<StoredStudy>>, u64), StoreError> {
+        self.read(move |c| fhir::search_studies(c, &q)).await
     }
 }
 

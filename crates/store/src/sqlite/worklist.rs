@@ -34,11 +34,11 @@ const DEVICE_COLS: &str = "id, org, name, grp, created_at, last_seen_at";
 const TOKEN_COLS: &str = "id, org, role, name, created_at, last_used_at";
 
 /// Appointment columns (prefix `a.`) followed by the patient's JSON.
-const APPOINTMENT_COLS: &str = "a.id, a.org, a.integration, a.grp, a.status, a.scheduled_at, \
+pub(super) const APPOINTMENT_COLS: &str = "a.id, a.org, a.integration, a.grp, a.status, a.scheduled_at, \
      a.patient_id, a.json, p.json";
 
 /// Measurement metadata columns; `report_pdf` is selected separately.
-const MEASUREMENT_COLS: &str =
+pub(super) const MEASUREMENT_COLS: &str =
     "id, org, appointment_id, device_id, kind, performed_at, created_at, message_id, json";
 
 // ---------------------------------------------------------------- helpers
@@ -49,25 +49,28 @@ pub(crate) fn parse_id(id: &str) -> Option<i64> {
     (n.to_string() == id).then_some(n)
 }
 
-fn json_error(e: serde_json::Error) -> StoreError {
+pub(super) fn json_error(e: serde_json::Error) -> StoreError {
     StoreError::Sqlite(format!("stored JSON could not be converted: {e}"))
 }
 
-fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(json_error)
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+pub(super) fn json_col<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     serde_json::from_str(&text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
-fn non_empty(s: Option<&str>) -> Option<&str> {
+pub(super) fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.is_empty())
 }
 
-fn limit_offset(limit: usize, offset: usize) -> (i64, i64) {
+pub(super) fn limit_offset(limit: usize, offset: usize) -> (i64, i64) {
     (
         i64::try_from(limit).unwrap_or(i64::MAX),
         i64::try_from(offset).unwrap_or(i64::MAX),
@@ -164,7 +167,7 @@ macro_rules! merge_fields {
 }
 
 /// `new` merged into `old`: present fields overwrite (see [`Present`]).
-fn merge_order(old: &Order, new: &Order) -> Order {
+pub(super) fn merge_order(old: &Order, new: &Order) -> Order {
     let mut out = old.clone();
     merge_fields!(
         out,
@@ -203,7 +206,7 @@ fn merge_order(old: &Order, new: &Order) -> Order {
     out
 }
 
-fn merge_visit(old: &Visit, new: &Visit) -> Visit {
+pub(super) fn merge_visit(old: &Visit, new: &Visit) -> Visit {
     let mut out = old.clone();
     merge_fields!(
         out,
@@ -222,14 +225,14 @@ fn merge_visit(old: &Visit, new: &Visit) -> Visit {
     out
 }
 
-fn system_key(ident: &Identifier) -> &str {
+pub(super) fn system_key(ident: &Identifier) -> &str {
     ident.system.as_deref().unwrap_or("")
 }
 
 // ---------------------------------------------------------------- patients
 
 /// Identifiers with a value, the ones that can match.
-fn usable_identifiers(patient: &Patient) -> impl Iterator<Item = &Identifier> {
+pub(super) fn usable_identifiers(patient: &Patient) -> impl Iterator<Item = &Identifier> {
     patient.identifiers.iter().filter(|i| !i.value.is_empty())
 }
 
@@ -252,7 +255,7 @@ fn load_patient(conn: &Connection, org: &str, id: i64) -> Result<Option<Patient>
     }))
 }
 
-fn same_identifier(a: &Identifier, b: &Identifier) -> bool {
+pub(super) fn same_identifier(a: &Identifier, b: &Identifier) -> bool {
     a.value == b.value && system_key(a) == system_key(b)
 }
 
@@ -313,7 +316,7 @@ pub(crate) const MAX_PATIENT_IDENTIFIERS: usize = 64;
 
 /// The patient as a new row stores it: no id, its usable identifiers once each
 /// (the first of duplicates).
-fn new_patient_row(patient: &Patient) -> Patient {
+pub(super) fn new_patient_row(patient: &Patient) -> Patient {
     let mut new = patient.clone();
     new.id = String::new();
     new.identifiers = Vec::new();
@@ -357,10 +360,16 @@ impl PreparedPatient {
 /// at) is updated instead, or a new patient is created when there is none.
 /// Identifiers already owned by another patient stay with that patient.
 ///
+/// A non-empty `patient.id` naming a patient of `org` wins over all of that:
+/// a ServiceRequest created through FHIR references `Patient/<id>` and must
+/// attach to exactly that patient, identifiers or not. The mappers of the
+/// inbound formats leave `id` empty.
+///
 /// Every identifier in a stored patient's JSON has its `patient_identifiers`
 /// row (owned by that patient, or by the one that had it first): both are
-/// written in the same transaction and neither is ever deleted. So only the
-/// identifiers new to the patient need an `INSERT OR IGNORE`.
+/// written in the same transaction, and a row is only deleted by a FHIR update
+/// of its owner that drops the identifier (`fhir::update_patient`). So only
+/// the identifiers new to the patient need an `INSERT OR IGNORE`.
 fn upsert_patient(
     conn: &Connection,
     org: &str,
@@ -369,8 +378,14 @@ fn upsert_patient(
     at: Millis,
     fallback: Option<i64>,
 ) -> Result<i64, StoreError> {
-    let mut found = None;
-    {
+    let mut found = match parse_id(&patient.id) {
+        Some(id) => conn
+            .prepare_cached("SELECT id FROM patients WHERE id = ?1 AND org = ?2")?
+            .query_row(params![id, org], |row| row.get::<_, i64>(0))
+            .optional()?,
+        None => None,
+    };
+    if found.is_none() {
         let mut lookup = conn.prepare_cached(
             "SELECT patient_id FROM patient_identifiers \
              WHERE org = ?1 AND system = ?2 AND value = ?3",
@@ -484,12 +499,12 @@ struct AppointmentDoc {
     visit: Visit,
 }
 
-fn appointment_doc(order: &Order, visit: &Visit) -> Result<String, StoreError> {
+pub(super) fn appointment_doc(order: &Order, visit: &Visit) -> Result<String, StoreError> {
     to_json_text(&AppointmentDocRef { order, visit })
 }
 
 /// The appointment from the first 8 columns of [`APPOINTMENT_COLS`].
-fn appointment_only_from_row(row: &Row<'_>) -> rusqlite::Result<Appointment> {
+pub(super) fn appointment_only_from_row(row: &Row<'_>) -> rusqlite::Result<Appointment> {
     let id: i64 = row.get(0)?;
     let status_text: String = row.get(4)?;
     let status = AppointmentStatus::parse(&status_text).ok_or_else(|| {
@@ -584,7 +599,12 @@ fn load_appointment_only(
         .optional()?)
 }
 
-fn ensure_group(conn: &Connection, org: &str, name: &str, at: Millis) -> Result<(), StoreError> {
+pub(super) fn ensure_group(
+    conn: &Connection,
+    org: &str,
+    name: &str,
+    at: Millis,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO device_groups (org, name, created_at) VALUES (?1, ?2, ?3)",
     )?
@@ -1380,7 +1400,9 @@ pub(crate) fn delete_api_token(conn: &Connection, org: &str, id: &str) -> Result
 
 // ---------------------------------------------------------------- measurements
 
-fn measurement_from_row(row: &Row<'_>) -> rusqlite::Result<(Measurement, Millis, Option<i64>)> {
+pub(super) fn measurement_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(Measurement, Millis, Option<i64>)> {
     let mut m: Measurement = json_col(row, 8)?;
     m.id = row.get::<_, i64>(0)?.to_string();
     m.org = row.get(1)?;
@@ -1402,7 +1424,7 @@ fn deliveries_meta(conn: &Connection, message_id: i64) -> Result<Vec<Delivery>, 
     Ok(rows)
 }
 
-fn stored_measurement(
+pub(super) fn stored_measurement(
     conn: &Connection,
     (measurement, created_at, message_id): (Measurement, Millis, Option<i64>),
 ) -> Result<StoredMeasurement, StoreError> {
