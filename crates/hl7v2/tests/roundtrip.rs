@@ -152,6 +152,8 @@ proptest! {
 
     #[test]
     fn owned_set_get_round_trip(g in gen_msg(), value in "[ -~é\n]{0,20}", field in 1usize..15, comp in 1usize..4) {
+        // The set below must add a new ZZZ segment: the generator may have made one.
+        prop_assume!(g.segments.iter().all(|(id, _)| id != "ZZZ"));
         let bytes = render(&g);
         let mut owned = OwnedMessage::parse(&bytes).unwrap();
         let path = Path::new("ZZZ", field).unwrap().with_component(comp);
