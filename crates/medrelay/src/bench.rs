@@ -174,12 +174,17 @@ async fn http_phase(name: &str, count: usize, conns: usize, make: MakeRequest) -
                 }
                 let (request, expected) = make(&client, n);
                 let t = Instant::now();
-                let ok = match request.send().await {
-                    Ok(r) if r.status().as_u16() == expected => r.bytes().await.is_ok(),
-                    _ => false,
+                let outcome = match request.send().await {
+                    Ok(r) if r.status().as_u16() == expected => {
+                        r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                    }
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
                 };
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
+                if let Err(why) = outcome
+                    && failed.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    eprintln!("first failure: request {n}: {why}");
                 }
                 if let Some(h) = hist.as_mut() {
                     let _ = h.record(t.elapsed().as_micros() as u64);
@@ -218,8 +223,6 @@ async fn fhir_load(
     let system = format!("urn:medrelay:bench:{run}");
     let auth = format!("Bearer {token}");
     println!("medrelay bench fhir: {patients} patients, {conns} clients");
-    // Creates answer with the id in Location; reads need ids, so ask the
-    // server for them by identifier once after loading (ids are the store's).
     let (b, a, sys) = (base.clone(), auth.clone(), system.clone());
     http_phase(
         "create Patient",
@@ -244,19 +247,21 @@ async fn fhir_load(
         }),
     )
     .await?;
-    let first: serde_json::Value = reqwest::Client::new()
-        .get(format!("{base}/Patient?identifier={system}|B0"))
+    // Ids are the store's row ids, assigned in commit order: the bench's
+    // patients are the newest `patients` ids (nothing else was created
+    // meanwhile), wherever each one landed.
+    let newest: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/Patient?_sort=-_id&_count=1"))
         .header("Authorization", &auth)
         .send()
         .await?
         .json()
         .await?;
-    let first_id: u64 = first["entry"][0]["resource"]["id"]
+    let last_id: u64 = newest["entry"][0]["resource"]["id"]
         .as_str()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("the first bench patient was not found: {first}"))?;
-    // Ids are assigned in creation order, so B0's id starts a range that
-    // holds (nearly) every bench patient; a miss counts as a failure.
+        .ok_or_else(|| anyhow::anyhow!("no patient found after loading: {newest}"))?;
+    let first_id = last_id.saturating_sub(patients.max(1) as u64 - 1);
     let (b, a) = (base.clone(), auth.clone());
     let span = patients.max(1) as u64;
     let reads_rate = http_phase(

@@ -501,6 +501,101 @@ async fn hl7_orders_and_fhir_orders_are_one_worklist() {
     assert_eq!(devices.body["total"], 1, "{}", devices.raw);
     valid.add(&devices);
 
+    // An Appointment created through FHIR is a worklist item too; cancelling
+    // it (update with status cancelled) takes it off the worklist.
+    let appt = json!({
+        "resourceType": "Appointment",
+        "status": "booked",
+        "serviceType": [{"coding": [{"system": "http://loinc.org", "code": "11524-6", "display": "EKG study"}]}],
+        "start": "2026-12-06T08:00:00Z",
+        "end": "2026-12-06T08:20:00Z",
+        "participant": [{"actor": {"reference": format!("Patient/{pid}")}, "status": "accepted"}]
+    });
+    let booked = c.post("/fhir/R4/Appointment", &appt).await;
+    assert_eq!(
+        booked.status, 403,
+        "the ris client may not write Appointments: {}",
+        booked.raw
+    );
+    let scheduler = Client {
+        addr,
+        token: Some(token(addr, &cfg, "scheduler", &["system/Appointment.*"]).await),
+    };
+    let booked = scheduler.post("/fhir/R4/Appointment", &appt).await;
+    assert_eq!(booked.status, 201, "{}", booked.raw);
+    valid.add(&booked);
+    let appt_id = booked.body["id"].as_str().unwrap().to_string();
+    assert!(
+        worklist(addr, &device)
+            .await
+            .iter()
+            .any(|i| i["id"] == appt_id.as_str()),
+        "the FHIR appointment is not on the worklist"
+    );
+    let mut cancel = booked.body.clone();
+    cancel["status"] = json!("cancelled");
+    let cancelled = scheduler
+        .call(
+            "PUT",
+            &format!("/fhir/R4/Appointment/{appt_id}"),
+            &[("If-Match", booked.header("etag").unwrap())],
+            Some(&cancel),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.raw);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    valid.add(&cancelled);
+    assert!(
+        !worklist(addr, &device)
+            .await
+            .iter()
+            .any(|i| i["id"] == appt_id.as_str()),
+        "a cancelled appointment stays on the worklist"
+    );
+    // Booked on an order that already has its appointment: 409.
+    let mut twice = appt.clone();
+    twice["basedOn"] = json!([{"reference": format!("ServiceRequest/{sr_id}")}]);
+    let dup = scheduler.post("/fhir/R4/Appointment", &twice).await;
+    assert_eq!(dup.status, 409, "{}", dup.raw);
+
+    // The refused order was kept, raw, as a rejected message of the fhir
+    // integration, with the reasons.
+    let admin = admin_token_in(&cfg, "default");
+    let (status, msgs) =
+        get_json(addr, "/api/v1/messages?channel=ris&status=rejected", &admin).await;
+    assert_eq!(status, 200, "{msgs}");
+    let rejected = msgs["messages"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{msgs}");
+    assert!(
+        rejected[0]["error"].as_str().unwrap().contains("status"),
+        "{msgs}"
+    );
+    // An id sent with a create is ignored (R4 http.html): the server's wins.
+    let mut with_id = sr.clone();
+    with_id["id"] = json!("client-chosen");
+    with_id["identifier"][0]["value"] = json!("RIS-78");
+    let created2 = c.post("/fhir/R4/ServiceRequest", &with_id).await;
+    assert_eq!(created2.status, 201, "{}", created2.raw);
+    let sr2 = created2.body["id"].as_str().unwrap().to_string();
+    assert_ne!(sr2, "client-chosen");
+    // An order deleted from the worklist is gone (410), not unknown (404).
+    let (status, _) = http_full(
+        addr,
+        "DELETE",
+        &format!("/api/v1/appointments/{sr2}"),
+        &[("Authorization", &format!("Bearer {admin}"))],
+        None,
+    )
+    .await
+    .map(|(s, _, b)| (s, b))
+    .unwrap();
+    assert_eq!(status, 204);
+    let gone = c.get(&format!("/fhir/R4/ServiceRequest/{sr2}")).await;
+    assert_eq!(gone.status, 410, "{}", gone.raw);
+    valid.add(&gone);
+    assert_eq!(c.get("/fhir/R4/ServiceRequest/424242").await.status, 404);
+    assert_eq!(c.get("/fhir/R4/Medication/1").await.status, 404);
+
     valid.check();
 }
 
@@ -605,6 +700,33 @@ async fn patients_page_version_and_search() {
     valid.add(&strict);
     let bad_date = c.get("/fhir/R4/Patient?birthdate=sa2000").await;
     assert_eq!(bad_date.status, 400, "{}", bad_date.raw);
+    // Hostile queries: clear 400s or harmless matches, never a 500.
+    let many = (0..5000)
+        .map(|i| format!("P{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (q, want) in [
+        ("_count=-1".to_string(), 400),
+        ("_count=99999999999999999999999".to_string(), 400),
+        ("_offset=abc".to_string(), 400),
+        ("birthdate=1975-02-30".to_string(), 400),
+        ("birthdate=".to_string(), 200),
+        ("gender=robot".to_string(), 400),
+        ("identifier=a|b|c".to_string(), 400),
+        (format!("identifier={many}"), 400),
+        ("family=%25%27%20OR%201%3D1--".to_string(), 200),
+        ("family=%5F%5F%5F".to_string(), 200),
+        ("name=%FF%FE".to_string(), 200),
+        ("_sort=shoe".to_string(), 200),
+        ("_include=Patient:link".to_string(), 200),
+    ] {
+        let r = c.get(&format!("/fhir/R4/Patient?{q}")).await;
+        assert_eq!(r.status, want, "{q}: {}", r.raw);
+        assert!(r.body["resourceType"].is_string(), "{q}: {}", r.raw);
+        if want == 200 && !q.starts_with("birthdate") && !q.starts_with("_") {
+            assert_eq!(r.body["total"], 0, "{q}: {}", r.raw);
+        }
+    }
     // Only JSON is spoken.
     let xml = c.get("/fhir/R4/Patient?_format=xml").await;
     assert_eq!(xml.status, 406, "{}", xml.raw);

@@ -461,21 +461,14 @@ pub(crate) fn check_body_id(value: &Value, id: &str) -> Result<(), FhirError> {
     }
 }
 
-/// For a create: ids are the server's to assign.
-pub(crate) fn check_no_id(value: &Value) -> Result<(), FhirError> {
-    if value.get("id").is_some() {
-        // The spec lets a server ignore it; refusing says clearly that the
-        // id the client chose will not be the one it gets.
-        return Err(FhirError::issues(
-            StatusCode::BAD_REQUEST,
-            vec![Issue::error(
-                "invalid",
-                "id",
-                "a create must not carry an id: the server assigns it (use PUT on an existing resource to update)",
-            )],
-        ));
+/// For a create: ids and meta are the server's to assign. R4 (http.html,
+/// create) says a server SHALL ignore an id given on create, so it is dropped
+/// rather than refused.
+pub(crate) fn drop_id(value: &mut Value) {
+    if let Value::Object(map) = value {
+        map.remove("id");
+        map.remove("meta");
     }
-    Ok(())
 }
 
 /// The `Prefer: return=` of the request.

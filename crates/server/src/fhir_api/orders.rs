@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::search::{self, SearchQuery, bad_value};
 use super::{
-    FhirError, Versioned, authorize, base_url, capability, check_body_id, check_no_id, converter,
+    FhirError, Versioned, authorize, base_url, capability, check_body_id, converter, drop_id,
     header_text, if_match, json_body, json_body_raw, parse_resource, prefer_return,
     resource_response, with_meta,
 };
@@ -479,8 +479,8 @@ pub async fn create_service_request(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, FhirError> {
     let bearer = authorize(bearer, SERVICE_REQUEST, true)?;
-    let (value, raw) = json_body_raw(body, SERVICE_REQUEST)?;
-    check_no_id(&value)?;
+    let (mut value, raw) = json_body_raw(body, SERVICE_REQUEST)?;
+    drop_id(&mut value);
     if let Some(a) = existing_match(&state, bearer.org(), View::ServiceRequest, &headers).await? {
         return answer(View::ServiceRequest, StatusCode::OK, &a, &headers, false);
     }
@@ -519,8 +519,8 @@ pub async fn create_appointment(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, FhirError> {
     let bearer = authorize(bearer, APPOINTMENT, true)?;
-    let (value, raw) = json_body_raw(body, APPOINTMENT)?;
-    check_no_id(&value)?;
+    let (mut value, raw) = json_body_raw(body, APPOINTMENT)?;
+    drop_id(&mut value);
     let order = match appointment_order(&value) {
         Ok((order, Some(based_on))) => {
             if state

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::search::{self, SearchQuery, bad_value};
 use super::{
-    FhirError, Versioned, authorize, base_url, capability, check_body_id, check_no_id, header_text,
+    FhirError, Versioned, authorize, base_url, capability, check_body_id, drop_id, header_text,
     if_match, json_body, parse_resource, prefer_return, resource_response, with_meta,
 };
 use crate::AppState;
@@ -246,8 +246,8 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, FhirError> {
     let bearer = authorize(bearer, PATIENT, true)?;
-    let value = json_body(body, PATIENT)?;
-    check_no_id(&value)?;
+    let mut value = json_body(body, PATIENT)?;
+    drop_id(&mut value);
     let patient = incoming(&value)?;
     if let Some(condition) = header_text(&headers, header::HeaderName::from_static("if-none-exist"))
     {

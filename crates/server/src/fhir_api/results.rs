@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::search::{self, Param, SearchQuery, bad_value};
 use super::{
-    FhirError, Versioned, authorize, base_url, capability, check_no_id, converter, fhir_json,
+    FhirError, Versioned, authorize, base_url, capability, converter, drop_id, fhir_json,
     json_body, parse_resource, prefer_return, resource_response, with_meta,
 };
 use crate::AppState;
@@ -493,7 +493,7 @@ pub async fn create_study(
 ) -> Result<Response, FhirError> {
     let bearer = authorize(bearer, STUDY, true)?;
     let mut value = json_body(body, STUDY)?;
-    check_no_id(&value)?;
+    drop_id(&mut value);
     let study: ImagingStudy = parse_resource(STUDY, &value)?;
     let patient_id = medrelay_fhir::search::parse_reference(
         study.subject.reference.as_deref().unwrap_or(""),
@@ -532,9 +532,6 @@ pub async fn create_study(
         .collect();
     modalities.sort();
     modalities.dedup();
-    if let Value::Object(map) = &mut value {
-        map.remove("meta");
-    }
     let stored = state
         .store
         .create_study(NewStudy {

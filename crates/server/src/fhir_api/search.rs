@@ -18,6 +18,9 @@ use super::{FhirError, header_text};
 /// Default and largest page.
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 500;
+/// Most parameter values one search may carry: each becomes a bound SQL
+/// parameter, and no real query needs more.
+pub const MAX_VALUES: usize = 200;
 
 /// One applied parameter: its name and its comma-separated values.
 #[derive(Debug, Clone)]
@@ -194,6 +197,16 @@ impl SearchQuery {
                     });
                 }
             }
+        }
+        let values: usize = q.params.iter().map(|p| p.values.len()).sum();
+        if values > MAX_VALUES {
+            problems.push(Issue::error(
+                "too-costly",
+                "",
+                format!(
+                    "the search has {values} parameter values; at most {MAX_VALUES} are accepted"
+                ),
+            ));
         }
         if !problems.is_empty() {
             return Err(FhirError::issues(StatusCode::BAD_REQUEST, problems));
