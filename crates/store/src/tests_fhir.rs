@@ -2,41 +2,16 @@
 //! writes), against real SQLite files.
 
 use medrelay_worklist::{
-    Appointment, AppointmentStatus, Coded, Identifier, Measurement, Observation, Order, Patient,
-    WorklistAction,
+    Appointment, AppointmentStatus, Coded, Measurement, Observation, Order, Patient, WorklistAction,
 };
-use tempfile::TempDir;
 
 use crate::tests::{migrated_connection, query_plan, temp};
+use crate::tests_worklist::{ident, open, patient};
 use crate::*;
 
 const A: &str = "clinic-a";
 const B: &str = "clinic-b";
 const T0: Millis = 1_700_000_000_000;
-
-fn open(dir: &TempDir) -> Store {
-    Store::open_sqlite(&dir.path().join("medrelay.db"), SqliteOptions::default())
-        .expect("open store")
-}
-
-fn ident(value: &str, system: Option<&str>) -> Identifier {
-    Identifier {
-        value: value.into(),
-        system: system.map(Into::into),
-        kind: Some("MR".into()),
-    }
-}
-
-fn patient(mrn: &str, family: &str) -> Patient {
-    Patient {
-        identifiers: vec![ident(mrn, Some("HIS"))],
-        family: Some(family.into()),
-        given: vec!["PEDRO".into()],
-        birth_date: Some("1975-10-22".into()),
-        sex: Some("male".into()),
-        ..Patient::default()
-    }
-}
 
 fn appointment(placer: &str, group: &str, scheduled_at: &str) -> Appointment {
     Appointment {

@@ -13,7 +13,7 @@ const A: &str = "clinic-a";
 const B: &str = "clinic-b";
 const T0: Millis = 1_700_000_000_000;
 
-fn open(dir: &TempDir) -> Store {
+pub(crate) fn open(dir: &TempDir) -> Store {
     Store::open_sqlite(&dir.path().join("medrelay.db"), SqliteOptions::default())
         .expect("open store")
 }
@@ -23,7 +23,7 @@ fn clock() -> Millis {
     now.map(|d| d.as_millis() as Millis).unwrap_or(0)
 }
 
-fn ident(value: &str, system: Option<&str>) -> Identifier {
+pub(crate) fn ident(value: &str, system: Option<&str>) -> Identifier {
     Identifier {
         value: value.into(),
         system: system.map(Into::into),
@@ -31,7 +31,7 @@ fn ident(value: &str, system: Option<&str>) -> Identifier {
     }
 }
 
-fn patient(mrn: &str, family: &str) -> Patient {
+pub(crate) fn patient(mrn: &str, family: &str) -> Patient {
     Patient {
         identifiers: vec![ident(mrn, Some("HIS"))],
         family: Some(family.into()),
