@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use medrelay_fhir::convert;
 use medrelay_fhir::resources::{
@@ -26,8 +26,8 @@ use serde_json::Value;
 use super::search::{self, SearchQuery, bad_value};
 use super::{
     FhirError, Versioned, authorize, base_url, capability, check_body_id, converter, drop_id,
-    header_text, if_match, json_body, json_body_raw, parse_resource, prefer_return,
-    resource_response, with_meta,
+    if_match, json_body, json_body_raw, parse_resource, prefer_return, resource_response,
+    with_meta,
 };
 use crate::AppState;
 use crate::error::ApiError;
@@ -438,27 +438,13 @@ async fn existing_match(
     view: View,
     headers: &HeaderMap,
 ) -> Result<Option<Stored<Appointment>>, FhirError> {
-    let Some(condition) = header_text(headers, header::HeaderName::from_static("if-none-exist"))
-    else {
-        return Ok(None);
-    };
     let cap = capability::of(view.name()).ok_or_else(|| FhirError::not_found(view.name(), ""))?;
-    let mut strict = HeaderMap::new();
-    strict.insert(
-        "prefer",
-        axum::http::HeaderValue::from_static("handling=strict"),
-    );
-    let q = SearchQuery::parse(Some(condition.trim_start_matches('?')), cap, &strict)?;
-    if q.params.is_empty() {
-        return Err(FhirError::bad_request(
-            "If-None-Exist needs search parameters, e.g. identifier=value",
-        ));
-    }
-    let Some(mut s) = store_search(state, org, view, &q).await? else {
+    let Some(q) = SearchQuery::if_none_exist(headers, cap)? else {
         return Ok(None);
     };
-    s.limit = 2;
-    s.offset = 0;
+    let Some(s) = store_search(state, org, view, &q).await? else {
+        return Ok(None);
+    };
     let (rows, total) = state.store.search_appointments(s).await?;
     match total {
         0 => Ok(None),
@@ -466,7 +452,7 @@ async fn existing_match(
         n => Err(FhirError::new(
             StatusCode::PRECONDITION_FAILED,
             "multiple-matches",
-            format!("If-None-Exist {condition:?} matches {n} orders; make it more selective"),
+            format!("If-None-Exist matches {n} orders; make it more selective"),
         )),
     }
 }

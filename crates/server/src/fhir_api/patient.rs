@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use medrelay_fhir::convert;
 use medrelay_fhir::resources::Patient as FhirPatient;
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::search::{self, SearchQuery, bad_value};
 use super::{
-    FhirError, Versioned, authorize, base_url, capability, check_body_id, drop_id, header_text,
-    if_match, json_body, parse_resource, prefer_return, resource_response, with_meta,
+    FhirError, Versioned, authorize, base_url, capability, check_body_id, drop_id, if_match,
+    json_body, parse_resource, prefer_return, resource_response, with_meta,
 };
 use crate::AppState;
 use crate::error::ApiError;
@@ -249,26 +249,9 @@ pub async fn create(
     let mut value = json_body(body, PATIENT)?;
     drop_id(&mut value);
     let patient = incoming(&value)?;
-    if let Some(condition) = header_text(&headers, header::HeaderName::from_static("if-none-exist"))
-    {
-        let cap = capability::of(PATIENT).ok_or_else(|| FhirError::not_found(PATIENT, ""))?;
-        let condition = condition.trim_start_matches('?').to_string();
-        // A condition must be understood completely: ignoring part of it
-        // could match the wrong patient.
-        let mut strict = HeaderMap::new();
-        strict.insert(
-            "prefer",
-            axum::http::HeaderValue::from_static("handling=strict"),
-        );
-        let q = SearchQuery::parse(Some(&condition), cap, &strict)?;
-        if q.params.is_empty() {
-            return Err(FhirError::bad_request(
-                "If-None-Exist needs search parameters, e.g. identifier=system|value",
-            ));
-        }
-        let mut s = store_search(bearer.org(), &q)?;
-        s.limit = 2;
-        s.offset = 0;
+    let cap = capability::of(PATIENT).ok_or_else(|| FhirError::not_found(PATIENT, ""))?;
+    if let Some(q) = SearchQuery::if_none_exist(&headers, cap)? {
+        let s = store_search(bearer.org(), &q)?;
         let (found, total) = state.store.search_patients(s).await?;
         match (total, found.first()) {
             (0, _) => {}
@@ -277,9 +260,7 @@ pub async fn create(
                 return Err(FhirError::new(
                     StatusCode::PRECONDITION_FAILED,
                     "multiple-matches",
-                    format!(
-                        "If-None-Exist {condition:?} matches {total} patients; make it more selective"
-                    ),
+                    format!("If-None-Exist matches {total} patients; make it more selective"),
                 ));
             }
         }

@@ -214,6 +214,36 @@ impl SearchQuery {
         Ok(q)
     }
 
+    /// The condition of a conditional create (`If-None-Exist: identifier=…`),
+    /// if the request has one. It must be understood completely (strict
+    /// handling: ignoring part of it could match the wrong record) and name
+    /// at least one parameter; it asks for two rows, enough to tell one match
+    /// from several.
+    pub fn if_none_exist(
+        headers: &HeaderMap,
+        cap: &'static Capability,
+    ) -> Result<Option<SearchQuery>, FhirError> {
+        let Some(condition) =
+            header_text(headers, header::HeaderName::from_static("if-none-exist"))
+        else {
+            return Ok(None);
+        };
+        let mut strict = HeaderMap::new();
+        strict.insert(
+            "prefer",
+            axum::http::HeaderValue::from_static("handling=strict"),
+        );
+        let mut q = SearchQuery::parse(Some(condition.trim_start_matches('?')), cap, &strict)?;
+        if q.params.is_empty() {
+            return Err(FhirError::bad_request(
+                "If-None-Exist needs search parameters, e.g. identifier=system|value",
+            ));
+        }
+        q.count = 2;
+        q.offset = 0;
+        Ok(Some(q))
+    }
+
     /// The query string of what was applied, at `offset`.
     pub fn query_string(&self, offset: usize) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());

@@ -12,9 +12,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::worklist::{
     APPOINTMENT_COLS, MAX_PATIENT_IDENTIFIERS, MEASUREMENT_COLS, appointment_doc,
-    appointment_only_from_row, ensure_group, json_col, limit_offset, measurement_from_row,
-    merge_order, merge_visit, new_patient_row, non_empty, parse_id, stored_measurement, system_key,
-    to_json_text, usable_identifiers,
+    appointment_only_from_row, json_col, limit_offset, measurement_from_row, merge_appointment,
+    new_patient_row, non_empty, parse_id, stored_measurement, system_key, to_json_text,
+    usable_identifiers,
 };
 use crate::domain::StoredMeasurement;
 use crate::error::StoreError;
@@ -685,16 +685,7 @@ pub(crate) fn update_appointment_fhir(
         .ok_or(StoreError::NotFound)?;
 
     let old = old.value;
-    let order = merge_order(&old.order, &new.order);
-    let visit = merge_visit(&old.visit, &new.visit);
-    let group = if new.group.is_empty() {
-        &old.group
-    } else {
-        &new.group
-    };
-    if !group.is_empty() {
-        ensure_group(conn, org, group, at)?;
-    }
+    let (order, visit, group) = merge_appointment(conn, org, &old, new, at)?;
     let cancelled = new.status == AppointmentStatus::Cancelled;
     // A cancellation keeps its first time; leaving `cancelled` clears it.
     conn.prepare_cached(

@@ -167,7 +167,7 @@ macro_rules! merge_fields {
 }
 
 /// `new` merged into `old`: present fields overwrite (see [`Present`]).
-pub(super) fn merge_order(old: &Order, new: &Order) -> Order {
+fn merge_order(old: &Order, new: &Order) -> Order {
     let mut out = old.clone();
     merge_fields!(
         out,
@@ -206,7 +206,7 @@ pub(super) fn merge_order(old: &Order, new: &Order) -> Order {
     out
 }
 
-pub(super) fn merge_visit(old: &Visit, new: &Visit) -> Visit {
+fn merge_visit(old: &Visit, new: &Visit) -> Visit {
     let mut out = old.clone();
     merge_fields!(
         out,
@@ -599,12 +599,7 @@ fn load_appointment_only(
         .optional()?)
 }
 
-pub(super) fn ensure_group(
-    conn: &Connection,
-    org: &str,
-    name: &str,
-    at: Millis,
-) -> Result<(), StoreError> {
+fn ensure_group(conn: &Connection, org: &str, name: &str, at: Millis) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO device_groups (org, name, created_at) VALUES (?1, ?2, ?3)",
     )?
@@ -644,6 +639,31 @@ fn insert_appointment(
     Ok(conn.last_insert_rowid())
 }
 
+/// What every appointment update keeps of `new`: its order and visit merged
+/// field by field into `old`'s, and its group when it names one (created if
+/// new).
+pub(crate) fn merge_appointment(
+    conn: &Connection,
+    org: &str,
+    old: &Appointment,
+    new: &Appointment,
+    at: Millis,
+) -> Result<(Order, Visit, String), StoreError> {
+    let group = if new.group.is_empty() {
+        old.group.clone()
+    } else {
+        new.group.clone()
+    };
+    if !group.is_empty() {
+        ensure_group(conn, org, &group, at)?;
+    }
+    Ok((
+        merge_order(&old.order, &new.order),
+        merge_visit(&old.visit, &new.visit),
+        group,
+    ))
+}
+
 /// Merges `new` into the stored appointment `old`: present fields overwrite.
 /// `reopen` turns a cancelled appointment back into a scheduled one.
 #[allow(clippy::too_many_arguments)]
@@ -658,16 +678,7 @@ fn update_appointment(
     at: Millis,
     reopen: bool,
 ) -> Result<(), StoreError> {
-    let order = merge_order(&old.order, &new.order);
-    let visit = merge_visit(&old.visit, &new.visit);
-    let group = if new.group.is_empty() {
-        &old.group
-    } else {
-        &new.group
-    };
-    if !group.is_empty() {
-        ensure_group(conn, org, group, at)?;
-    }
+    let (order, visit, group) = merge_appointment(conn, org, old, new, at)?;
     let scheduled_at = new.scheduled_at.as_ref().or(old.scheduled_at.as_ref());
     let status = if reopen && old.status == AppointmentStatus::Cancelled {
         AppointmentStatus::Scheduled
