@@ -10,6 +10,7 @@ pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod destination;
+pub mod direct;
 pub mod folder_source;
 pub mod http_poll_source;
 pub mod intake;

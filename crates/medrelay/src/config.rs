@@ -19,6 +19,9 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     #[serde(default, rename = "integration")]
     pub integrations: Vec<IntegrationConfig>,
+    /// Direct secure messaging (the HISP behind `/MessagingAPI`).
+    #[serde(default)]
+    pub direct: medrelay_engine::direct::DirectConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,9 +140,8 @@ impl Config {
             toml::from_str("name = \"default-fhir\"\npreset = \"fhir\"\ngroup = \"default\"\n")
                 .context("the embedded default configuration")?;
         Ok(Config {
-            server: ServerConfig::default(),
-            channels: Vec::new(),
             integrations: vec![integration, fhir],
+            ..Config::default()
         })
     }
 

@@ -11,6 +11,7 @@ mod admin;
 mod bench;
 mod client;
 mod config;
+mod direct;
 mod send;
 mod serve;
 
@@ -63,6 +64,9 @@ enum Command {
     /// Manage OAuth 2.0 clients (client credentials for /oauth/token).
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Direct secure messaging: sending edges and Direct addresses.
+    #[command(subcommand)]
+    Direct(direct::DirectCommand),
     /// Load generators that print throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
             Command::Device(cmd) => admin::device(cmd).await,
             Command::Token(cmd) => admin::token(cmd).await,
             Command::Client(cmd) => client::run(cmd).await,
+            Command::Direct(cmd) => direct::run(cmd).await,
         }
     });
     match result {

@@ -74,6 +74,9 @@ pub async fn run(
     let http = tokio::net::TcpListener::bind(cfg.server.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.server.http))?;
+    let hisp = medrelay_engine::direct::Hisp::new(store.clone(), cfg.direct.clone())
+        .map_err(anyhow::Error::msg)?;
+    tokio::spawn(hisp.clone().run(shutdown.clone()));
     let app = medrelay_server::router(medrelay_server::AppState {
         metrics,
         started,
@@ -88,6 +91,7 @@ pub async fn run(
         pushes: medrelay_server::integration_api::endpoints(engine.pushes()),
         pollers: std::sync::Arc::new(engine.worklist_pollers()),
         fhir: std::sync::Arc::new(engine.fhir_targets()),
+        direct: Some(medrelay_server::direct_api::DirectState::new(hisp)),
     });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {

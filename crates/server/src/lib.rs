@@ -8,6 +8,7 @@
 pub mod admin_api;
 pub mod auth;
 pub mod device_api;
+pub mod direct_api;
 pub mod error;
 pub mod fhir_api;
 pub mod integration_api;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub pushes: std::sync::Arc<std::collections::HashMap<String, integration_api::PushEndpoint>>,
     /// Where orders created through the FHIR API go, by organisation.
     pub fhir: std::sync::Arc<std::collections::HashMap<String, medrelay_engine::FhirTarget>>,
+    /// The Direct HISP behind `/MessagingAPI`; `None` answers 404 there.
+    pub direct: Option<direct_api::DirectState>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -103,6 +106,16 @@ pub fn router(state: AppState) -> Router {
         // FHIR R4: every resource, interaction and search parameter is in
         // fhir_api::CAPABILITIES.
         .nest("/fhir/R4", fhir_api::routes())
+        // Direct secure messaging (the MedAllies-style Messaging API).
+        .route(
+            "/MessagingAPI/dirmsg/send_ccda",
+            post(direct_api::send_ccda),
+        )
+        .route("/MessagingAPI/dirmsg/status", get(direct_api::status))
+        .route(
+            "/MessagingAPI/dirmsg/notification",
+            post(direct_api::notification),
+        )
         // Pushed JSON appointments; each integration sets its own body limit.
         .route(
             "/api/v1/integrations/{name}/appointments",

@@ -49,6 +49,14 @@
 //! appointment and queues the outbound ORU^R01 (a message with
 //! [`Direction::Out`]) in one transaction.
 //!
+//! # Direct secure messaging
+//!
+//! The store side of the HISP: sending edges, the addresses it serves and
+//! where they are delivered, messages with a status per recipient, and the
+//! status notifications owed to senders ([`Store::submit_direct_message`],
+//! [`Store::set_direct_status`], …). The store knows no lifecycle: callers
+//! name the statuses a change may come from.
+//!
 //! Time: the message and queue methods take the time as an argument, so the
 //! hot path never reads a clock; the admin operations that create rows
 //! (groups, devices, tokens, measurements, appointment deletion) stamp them
@@ -84,6 +92,7 @@
 //! # Ok(()) }
 //! ```
 
+mod direct;
 mod domain;
 mod error;
 mod fhir;
@@ -94,6 +103,8 @@ mod types;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_direct;
+#[cfg(test)]
 mod tests_fhir;
 #[cfg(test)]
 mod tests_oauth;
@@ -103,6 +114,10 @@ mod tests_worklist;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use direct::{
+    DUE_STATUSES, DirectAddress, DirectEdge, DirectMessage, DirectNotification, DirectRecipient,
+    DirectSubmit, Endpoint, NewDirectMessage, NewNotification, normalize_address,
+};
 pub use domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
     WorklistEffect,
@@ -784,6 +799,209 @@ impl Store {
         q: StudySearch,
     ) -> Result<(Vec<Versioned<StoredStudy>>, u64), StoreError> {
         dispatch!(self.search_studies(q))
+    }
+
+    // ------------------------------------------------------------ Direct messaging
+
+    /// Registers a sending edge of `org` (created now); `secret_hash` is the
+    /// caller's hash of its HTTP Basic secret. `Conflict` if the name is taken
+    /// (in any organisation: the name is the login), `Invalid` if it is empty.
+    pub async fn create_direct_edge(
+        &self,
+        name: &str,
+        org: &str,
+        secret_hash: &str,
+    ) -> Result<DirectEdge, StoreError> {
+        dispatch!(self.create_direct_edge(name, org, secret_hash, now()))
+    }
+
+    /// The edge named `name`, of any organisation, with its secret hash (for
+    /// authentication).
+    pub async fn direct_edge(
+        &self,
+        name: &str,
+    ) -> Result<Option<(DirectEdge, String)>, StoreError> {
+        dispatch!(self.direct_edge(name))
+    }
+
+    /// The edges of `org`, by name.
+    pub async fn list_direct_edges(&self, org: &str) -> Result<Vec<DirectEdge>, StoreError> {
+        dispatch!(self.list_direct_edges(org))
+    }
+
+    /// Deletes an edge of `org`; its addresses stay, with `edge` cleared.
+    /// `NotFound` unless it exists in `org`.
+    pub async fn delete_direct_edge(&self, org: &str, name: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_direct_edge(org, name))
+    }
+
+    /// insert or replace (address lowercased); the edge, if any, must exist in the same org (else NotFound); an address of another org is a Conflict
+    ///
+    /// A replaced address keeps its original `created_at`; the stored address
+    /// is returned. An empty address is `Invalid`.
+    pub async fn put_direct_address(&self, a: DirectAddress) -> Result<DirectAddress, StoreError> {
+        dispatch!(self.put_direct_address(a))
+    }
+
+    /// The address, of any organisation, compared case-insensitively.
+    pub async fn direct_address(&self, address: &str) -> Result<Option<DirectAddress>, StoreError> {
+        dispatch!(self.direct_address(address))
+    }
+
+    /// The addresses of `org`, in address order.
+    pub async fn list_direct_addresses(&self, org: &str) -> Result<Vec<DirectAddress>, StoreError> {
+        dispatch!(self.list_direct_addresses(org))
+    }
+
+    /// Deletes an address of `org` (case-insensitive). `NotFound` unless it
+    /// exists in `org`.
+    pub async fn delete_direct_address(&self, org: &str, address: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_direct_address(org, address))
+    }
+
+    /// One transaction: the message, its recipients, its notifications. An existing (sender, message_id) → Existing, nothing written.
+    ///
+    /// Recipients start with `attempts` 0 and, like the notifications, are due
+    /// at `created_at`. A recipient listed twice is `Invalid`.
+    pub async fn submit_direct_message(
+        &self,
+        m: NewDirectMessage,
+    ) -> Result<DirectSubmit, StoreError> {
+        dispatch!(self.submit_direct_message(m))
+    }
+
+    /// The message (with body) by sender + message id, with its recipients (in insertion order).
+    pub async fn direct_message(
+        &self,
+        sender: &str,
+        message_id: &str,
+    ) -> Result<Option<(DirectMessage, Vec<DirectRecipient>)>, StoreError> {
+        dispatch!(self.direct_message(sender, message_id))
+    }
+
+    /// The message with this id (with body), with its recipients in insertion
+    /// order.
+    pub async fn direct_message_by_id(
+        &self,
+        id: i64,
+    ) -> Result<Option<(DirectMessage, Vec<DirectRecipient>)>, StoreError> {
+        dispatch!(self.direct_message_by_id(id))
+    }
+
+    /// Recipients whose status is PROCESSED or SMTPINIT and next_attempt_at <= now, oldest first, with their message (body included; the same
+    /// message once per recipient is fine), at most `limit`.
+    ///
+    /// "Oldest first" is by `next_attempt_at`, then message id, then the
+    /// recipient's place in the submitted list.
+    pub async fn due_direct_recipients(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<(DirectMessage, DirectRecipient)>, StoreError> {
+        dispatch!(self.due_direct_recipients(now, limit))
+    }
+
+    /// The earliest next_attempt_at of a PROCESSED/SMTPINIT recipient (for the worker to sleep until), None if none.
+    pub async fn next_direct_due(&self) -> Result<Option<Millis>, StoreError> {
+        dispatch!(self.next_direct_due())
+    }
+
+    /// Moves a recipient to `status` only if its current status is one of `from` (the caller's lifecycle rules); sets failure_reason = reason,
+    /// updated_at = at, and next_attempt_at = next_attempt_at when given; when the move happens, queues `notification` (if Some) in the same
+    /// transaction. Returns whether it moved. NotFound for an unknown (message, recipient).
+    ///
+    /// The notification is due at `at`. `attempts` and `last_error` are left
+    /// as they are.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_direct_status(
+        &self,
+        message: i64,
+        recipient: &str,
+        from: &[&str],
+        status: &str,
+        reason: Option<&str>,
+        next_attempt_at: Option<Millis>,
+        notification: Option<NewNotification>,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.set_direct_status(
+            message,
+            recipient,
+            from,
+            status,
+            reason,
+            next_attempt_at,
+            notification,
+            at
+        ))
+    }
+
+    /// A failed attempt: attempts += 1, last_error, next_attempt_at; status unchanged.
+    ///
+    /// Also sets `updated_at = at`. `NotFound` for an unknown (message,
+    /// recipient).
+    pub async fn direct_retry_later(
+        &self,
+        message: i64,
+        recipient: &str,
+        next_attempt_at: Millis,
+        last_error: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.direct_retry_later(message, recipient, next_attempt_at, last_error, at))
+    }
+
+    /// Pending notifications due at `now`, by id (= creation order), at most `limit`.
+    pub async fn due_direct_notifications(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<DirectNotification>, StoreError> {
+        dispatch!(self.due_direct_notifications(now, limit))
+    }
+
+    /// The earliest `next_attempt_at` of a pending notification, `None` if
+    /// there is none.
+    pub async fn next_direct_notification_due(&self) -> Result<Option<Millis>, StoreError> {
+        dispatch!(self.next_direct_notification_due())
+    }
+
+    /// Marks a pending notification `sent`. This and the two below change
+    /// only a pending notification (one already sent or failed stays as it
+    /// is, and the call is `Ok`); `NotFound` for an unknown id.
+    pub async fn direct_notification_sent(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        dispatch!(self.direct_notification_sent(id, at))
+    }
+
+    /// A failed attempt to be retried: `attempts += 1`, `last_error`,
+    /// `next_attempt_at`; it stays pending.
+    pub async fn direct_notification_retry(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        error: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.direct_notification_retry(id, next_attempt_at, error, at))
+    }
+
+    /// The last attempt failed: state `failed`, `attempts += 1` (it was an
+    /// attempt too), `last_error`.
+    pub async fn direct_notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.direct_notification_failed(id, error, at))
+    }
+
+    /// Notifications of a message, by id (for tests and the admin view).
+    pub async fn direct_notifications(
+        &self,
+        message: i64,
+    ) -> Result<Vec<DirectNotification>, StoreError> {
+        dispatch!(self.direct_notifications(message))
     }
 
     // ------------------------------------------------------------ measurements

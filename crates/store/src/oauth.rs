@@ -217,7 +217,7 @@ where
 }
 
 /// The argon2id PHC string of `secret`, with a fresh random salt.
-pub(crate) async fn hash_secret(secret: String) -> Result<String, StoreError> {
+pub async fn hash_secret(secret: String) -> Result<String, StoreError> {
     let salt: [u8; 16] = random()?;
     hashing(move || {
         Argon2::default()
@@ -231,7 +231,7 @@ pub(crate) async fn hash_secret(secret: String) -> Result<String, StoreError> {
 /// Whether `secret` matches the stored PHC string (the parameters come from
 /// the string, so hashes made with other parameters keep working). A stored
 /// string that does not parse matches nothing.
-pub(crate) async fn verify_secret(secret: String, phc: String) -> Result<bool, StoreError> {
+pub async fn verify_secret(secret: String, phc: String) -> Result<bool, StoreError> {
     hashing(move || {
         Argon2::default()
             .verify_password(secret.as_bytes(), phc.as_str())

@@ -60,14 +60,14 @@ fn stored(outcome: InboundOutcome) -> (i64, Vec<i64>) {
 
 /// Polls a future once so that its write op is on the writer's queue before the
 /// test goes on; the future is awaited later as usual.
-fn started<F: Future>(fut: F) -> Pin<Box<F>> {
+pub(crate) fn started<F: Future>(fut: F) -> Pin<Box<F>> {
     let mut fut = Box::pin(fut);
     let mut cx = Context::from_waker(Waker::noop());
     assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Pending));
     fut
 }
 
-fn sqlite(store: &Store) -> &crate::sqlite::SqliteBackend {
+pub(crate) fn sqlite(store: &Store) -> &crate::sqlite::SqliteBackend {
     match &*store.backend {
         Backend::Sqlite(b) => b,
     }

@@ -42,6 +42,7 @@ async fn harness(ttl: Duration, rate: f64, burst: u32) -> Harness {
         pushes: Default::default(),
         pollers: Default::default(),
         fhir: Default::default(),
+        direct: None,
     };
     // Two routes that only this test has: what the extractor lets through.
     let probes = Router::new()

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: one writer thread doing group commit, a small
 //! pool of read-only connections for everything else.
 
+mod direct;
 mod fhir;
 mod oauth;
 mod sql;
@@ -17,6 +18,10 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::direct::{
+    DirectAddress, DirectEdge, DirectMessage, DirectNotification, DirectRecipient, DirectSubmit,
+    NewDirectMessage, NewNotification,
+};
 use crate::domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
 };
@@ -41,6 +46,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0002_worklist.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0003_oauth.sql")),
         M::up(include_str!("../../migrations/0004_fhir.sql")),
+        M::up(include_str!("../../migrations/0005_direct.sql")),
     ])
 }
 
@@ -979,6 +985,214 @@ impl SqliteBackend {
         q: StudySearch,
     ) -> Result<(Vec<Versioned<StoredStudy>>, u64), StoreError> {
         self.read(move |c| fhir::search_studies(c, &q)).await
+    }
+}
+
+/// Direct secure messaging (see `direct.rs`). The lifecycle rules are the
+/// callers'; these only store and apply what they are told.
+impl SqliteBackend {
+    pub(crate) async fn create_direct_edge(
+        &self,
+        name: &str,
+        org: &str,
+        secret_hash: &str,
+        at: Millis,
+    ) -> Result<DirectEdge, StoreError> {
+        let (name, org, hash) = (own(name), own(org), own(secret_hash));
+        self.write(move |c| direct::create_edge(c, &name, &org, &hash, at))
+            .await
+    }
+
+    pub(crate) async fn direct_edge(
+        &self,
+        name: &str,
+    ) -> Result<Option<(DirectEdge, String)>, StoreError> {
+        let name = own(name);
+        self.read(move |c| direct::edge(c, &name)).await
+    }
+
+    pub(crate) async fn list_direct_edges(&self, org: &str) -> Result<Vec<DirectEdge>, StoreError> {
+        let org = own(org);
+        self.read(move |c| direct::list_edges(c, &org)).await
+    }
+
+    pub(crate) async fn delete_direct_edge(&self, org: &str, name: &str) -> Result<(), StoreError> {
+        let (org, name) = (own(org), own(name));
+        self.write(move |c| direct::delete_edge(c, &org, &name))
+            .await
+    }
+
+    pub(crate) async fn put_direct_address(
+        &self,
+        a: DirectAddress,
+    ) -> Result<DirectAddress, StoreError> {
+        self.write(move |c| direct::put_address(c, &a)).await
+    }
+
+    pub(crate) async fn direct_address(
+        &self,
+        address: &str,
+    ) -> Result<Option<DirectAddress>, StoreError> {
+        let address = own(address);
+        self.read(move |c| direct::address(c, &address)).await
+    }
+
+    pub(crate) async fn list_direct_addresses(
+        &self,
+        org: &str,
+    ) -> Result<Vec<DirectAddress>, StoreError> {
+        let org = own(org);
+        self.read(move |c| direct::list_addresses(c, &org)).await
+    }
+
+    pub(crate) async fn delete_direct_address(
+        &self,
+        org: &str,
+        address: &str,
+    ) -> Result<(), StoreError> {
+        let (org, address) = (own(org), own(address));
+        self.write(move |c| direct::delete_address(c, &org, &address))
+            .await
+    }
+
+    pub(crate) async fn submit_direct_message(
+        &self,
+        m: NewDirectMessage,
+    ) -> Result<DirectSubmit, StoreError> {
+        self.write(move |c| direct::submit_message(c, &m)).await
+    }
+
+    pub(crate) async fn direct_message(
+        &self,
+        sender: &str,
+        message_id: &str,
+    ) -> Result<Option<(DirectMessage, Vec<DirectRecipient>)>, StoreError> {
+        let (sender, message_id) = (own(sender), own(message_id));
+        self.read(move |c| direct::message(c, &sender, &message_id))
+            .await
+    }
+
+    pub(crate) async fn direct_message_by_id(
+        &self,
+        id: i64,
+    ) -> Result<Option<(DirectMessage, Vec<DirectRecipient>)>, StoreError> {
+        self.read(move |c| direct::message_by_id(c, id)).await
+    }
+
+    pub(crate) async fn due_direct_recipients(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<(DirectMessage, DirectRecipient)>, StoreError> {
+        self.read(move |c| direct::due_recipients(c, now, limit))
+            .await
+    }
+
+    pub(crate) async fn next_direct_due(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(direct::next_due).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn set_direct_status(
+        &self,
+        message: i64,
+        recipient: &str,
+        from: &[&str],
+        status: &str,
+        reason: Option<&str>,
+        next_attempt_at: Option<Millis>,
+        notification: Option<NewNotification>,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        let recipient = own(recipient);
+        let change = direct::StatusChange {
+            from: from.iter().map(|s| own(s)).collect(),
+            status: own(status),
+            reason: reason.map(own),
+            next_attempt_at,
+            notification,
+            at,
+        };
+        self.write(move |c| direct::set_status(c, message, &recipient, &change))
+            .await
+    }
+
+    pub(crate) async fn direct_retry_later(
+        &self,
+        message: i64,
+        recipient: &str,
+        next_attempt_at: Millis,
+        last_error: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let (recipient, error) = (own(recipient), own(last_error));
+        self.write(move |c| {
+            direct::retry_later(c, message, &recipient, next_attempt_at, &error, at)
+        })
+        .await
+    }
+
+    pub(crate) async fn due_direct_notifications(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<DirectNotification>, StoreError> {
+        self.read(move |c| direct::due_notifications(c, now, limit))
+            .await
+    }
+
+    pub(crate) async fn next_direct_notification_due(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(direct::next_notification_due).await
+    }
+
+    pub(crate) async fn direct_notification_sent(
+        &self,
+        id: i64,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            direct::finish_notification(c, id, &direct::NotificationOutcome::Sent, None, at)
+        })
+        .await
+    }
+
+    pub(crate) async fn direct_notification_retry(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        error: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let error = own(error);
+        let outcome = direct::NotificationOutcome::Retry { next_attempt_at };
+        self.write(move |c| direct::finish_notification(c, id, &outcome, Some(&error), at))
+            .await
+    }
+
+    pub(crate) async fn direct_notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let error = own(error);
+        self.write(move |c| {
+            direct::finish_notification(
+                c,
+                id,
+                &direct::NotificationOutcome::Failed,
+                Some(&error),
+                at,
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn direct_notifications(
+        &self,
+        message: i64,
+    ) -> Result<Vec<DirectNotification>, StoreError> {
+        self.read(move |c| direct::notifications(c, message)).await
     }
 }
 
