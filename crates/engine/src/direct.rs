@@ -210,6 +210,47 @@ impl Hisp {
                 )));
             }
         }
+        let notify = owned.and_then(|a| a.notify);
+        self.accept(&edge.org, &edge.name, &req, recipients, body, notify)
+            .await
+    }
+
+    /// A message medrelay itself sends (a measurement's report through an
+    /// integration's `outbound.direct`), as `label`; the configuration
+    /// vouches for the sender, so no edge is involved.
+    pub async fn submit_internal(
+        &self,
+        org: &str,
+        label: &str,
+        req: &SendRequest,
+    ) -> Result<SendResponse, DirectError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| DirectError::Internal(format!("the message could not be written: {e}")))?;
+        // The same checks an edge's message passes.
+        let req = medrelay_direct::parse_send(&body)
+            .map_err(|e| DirectError::BadRequest(e.to_string()))?;
+        let recipients = medrelay_direct::recipients(&req.to_direct_address)
+            .map_err(|e| DirectError::BadRequest(e.to_string()))?;
+        let notify = self
+            .store
+            .direct_address(&req.from_direct_address)
+            .await?
+            .and_then(|a| a.notify);
+        self.accept(org, label, &req, recipients, &body, notify)
+            .await
+    }
+
+    /// Commits a checked message for every recipient and answers for it.
+    async fn accept(
+        &self,
+        org: &str,
+        edge: &str,
+        req: &SendRequest,
+        recipients: Vec<String>,
+        body: &[u8],
+        notify: Option<medrelay_store::Endpoint>,
+    ) -> Result<SendResponse, DirectError> {
+        let sender = req.from_direct_address.trim().to_ascii_lowercase();
         let request_hash = hex(&Sha256::digest(body));
         let now = now_ms();
         let transaction_id = uuid_v4();
@@ -232,7 +273,6 @@ impl Hisp {
                 failed_now.push(r.clone());
             }
         }
-        let notify = owned.and_then(|a| a.notify);
         let notifications = notify
             .as_ref()
             .map(|n| {
@@ -247,8 +287,8 @@ impl Hisp {
         let outcome = self
             .store
             .submit_direct_message(NewDirectMessage {
-                org: edge.org.clone(),
-                edge: edge.name.clone(),
+                org: org.to_string(),
+                edge: edge.to_string(),
                 sender: sender.clone(),
                 message_id: req.message_id.clone(),
                 request_hash: request_hash.clone(),
@@ -275,7 +315,7 @@ impl Hisp {
                         req.message_id
                     )));
                 }
-                return Ok(accepted(&req, transaction_id));
+                return Ok(accepted(req, transaction_id));
             }
         };
         for r in failed_now {
@@ -285,12 +325,12 @@ impl Hisp {
                 Status::Failed,
                 Some(NO_TRUSTED_RECIPIENT),
                 notify.as_ref(),
-                &req,
+                req,
             )
             .await?;
         }
         self.wake.notify_one();
-        Ok(accepted(&req, transaction_id))
+        Ok(accepted(req, transaction_id))
     }
 
     /// `GET status?xdMsgId=…&fromDirectAddress=…`: one answer per recipient
@@ -804,4 +844,121 @@ pub fn address_summary(a: &DirectAddress) -> serde_json::Value {
         "notify": a.notify.as_ref().map(|e| &e.url),
         "created_at": a.created_at,
     })
+}
+
+/// The Direct message carrying a measurement's report for an integration's
+/// `outbound.direct`: the PDF as the attachment (a text summary when there
+/// is none), the values in the body, the order's patient in the patient
+/// fields. `message_id` is left for the caller to set.
+pub fn result_message(
+    d: &crate::integration::DirectOutbound,
+    appointment: &medrelay_worklist::Appointment,
+    patient: &medrelay_worklist::Patient,
+    m: &medrelay_worklist::Measurement,
+) -> SendRequest {
+    let name = [
+        patient.family.as_deref(),
+        patient.given.first().map(String::as_str),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    let lines: Vec<String> = m
+        .observations
+        .iter()
+        .map(|o| {
+            let value = match &o.value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Object(c) => c
+                    .get("display")
+                    .or_else(|| c.get("code"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                other => other.to_string(),
+            };
+            let mut line = format!(
+                "{}: {value}",
+                o.display.as_deref().unwrap_or(o.code.as_str())
+            );
+            if let Some(u) = &o.unit {
+                line.push_str(&format!(" {u}"));
+            }
+            if let Some(r) = &o.reference_range {
+                line.push_str(&format!(" (reference {r})"));
+            }
+            if let Some(f) = &o.abnormal_flag {
+                line.push_str(&format!(" [{f}]"));
+            }
+            line
+        })
+        .collect();
+    let procedure = appointment
+        .order
+        .procedure
+        .as_ref()
+        .and_then(|p| p.display.clone().or(Some(p.code.clone())));
+    let body = format!(
+        "{} result for {name}, performed {}{}.\n\n{}",
+        m.kind,
+        m.performed_at,
+        procedure
+            .map(|p| format!(" (ordered: {p})"))
+            .unwrap_or_default(),
+        lines.join("\n")
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let attachment = if m.report_pdf.is_empty() {
+        medrelay_direct::Attachment {
+            attachment_class: Some("text/plain".into()),
+            attachment_content: b64.encode(body.as_bytes()),
+            attachment_title: Some(format!("{} result", m.kind)),
+            attachment_file_name: None,
+        }
+    } else {
+        medrelay_direct::Attachment {
+            attachment_class: Some("application/pdf".into()),
+            attachment_content: b64.encode(&m.report_pdf),
+            attachment_title: Some(format!("{} report", m.kind)),
+            attachment_file_name: None,
+        }
+    };
+    let id = patient.identifiers.iter().find(|i| !i.value.is_empty());
+    let address = patient.address.clone().unwrap_or_default();
+    SendRequest {
+        from_direct_address: d.from.clone(),
+        to_direct_address: d.to.clone(),
+        email_attachment_list: vec![attachment],
+        message_subject: Some(
+            d.subject
+                .clone()
+                .unwrap_or_else(|| format!("{} result for {name}", m.kind)),
+        ),
+        message_body: Some(body),
+        patient_id: id.map(|i| i.value.clone()),
+        assigning_authority: id.and_then(|i| i.system.clone()),
+        patient_id_type: id.and_then(|i| i.kind.clone()),
+        patient_lastname: patient.family.clone(),
+        patient_firstname: patient.given.first().cloned(),
+        patient_middlename: patient.given.get(1).cloned(),
+        patient_dob: patient.birth_date.as_ref().map(|d| d.replace('-', "")),
+        patient_gender: patient.sex.as_deref().map(|s| {
+            match s.to_ascii_lowercase().as_str() {
+                "male" | "m" => "M",
+                "female" | "f" => "F",
+                "other" | "o" => "O",
+                _ => "U",
+            }
+            .to_string()
+        }),
+        patient_address_street1: address.street,
+        patient_address_street2: address.other,
+        patient_address_city: address.city,
+        patient_address_state: address.state,
+        patient_address_zip: address.postal_code,
+        xdm: Some(d.xdm),
+        asm_enabled: Some(true),
+        ..SendRequest::default()
+    }
 }

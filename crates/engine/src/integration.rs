@@ -254,6 +254,31 @@ pub struct OutboundConfig {
     pub method: Option<String>,
     #[serde(default)]
     pub content_type: Option<String>,
+
+    /// Results as a Direct secure message (the PDF report and the patient's
+    /// demographics) from one of medrelay's Direct addresses to a clinic's.
+    #[serde(default)]
+    pub direct: Option<DirectOutbound>,
+}
+
+/// `outbound.direct`: who sends the result and to whom.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectOutbound {
+    /// A Direct address registered here (`medrelay direct address add`); its
+    /// notification endpoint, if any, hears the delivery status.
+    pub from: String,
+    /// One address, or several separated by commas.
+    pub to: String,
+    /// Deliver the report inside an IHE XDM package (default) or raw.
+    #[serde(default = "yes")]
+    pub xdm: bool,
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The HL7 presets this build knows (the transport side; mappings are data in
@@ -515,6 +540,7 @@ impl IntegrationConfig {
             ("outbound.mllp", o.mllp.is_some()),
             ("outbound.folder", o.folder.is_some()),
             ("outbound.url", o.url.is_some()),
+            ("outbound.direct", o.direct.is_some()),
         ]
         .iter()
         .filter(|(_, set)| *set)
@@ -538,6 +564,17 @@ impl IntegrationConfig {
         }
         if let Some(f) = &o.folder {
             out.extend(folder_problems(&at, "outbound", f, &o.remote));
+        }
+        if let Some(d) = &o.direct {
+            if !medrelay_direct::is_direct_address(&d.from) {
+                out.push(format!(
+                    "{at}: outbound.direct.from must be a Direct address (someone@clinic.example), not {:?}",
+                    d.from
+                ));
+            }
+            if let Err(e) = medrelay_direct::recipients(&d.to) {
+                out.push(format!("{at}: outbound.direct.to: {}", e.message));
+            }
         }
         if let Some(a) = &i.after
             && a != "archive"
@@ -568,7 +605,7 @@ impl IntegrationConfig {
             ));
         }
         let o = &self.outbound;
-        if o.mllp.is_some() || o.folder.is_some() || o.url.is_some() {
+        if o.mllp.is_some() || o.folder.is_some() || o.url.is_some() || o.direct.is_some() {
             out.push(format!(
                 "{at}: preset \"fhir\" answers through the FHIR API (Observation, DiagnosticReport); remove the outbound settings"
             ));

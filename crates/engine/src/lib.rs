@@ -88,6 +88,7 @@ pub struct Engine {
     pushes: HashMap<String, Pushed>,
     pollers: Vec<Arc<json_poller::JsonPoller>>,
     fhir: HashMap<String, FhirTarget>,
+    hisp: Arc<direct::Hisp>,
     shutdown: CancellationToken,
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
@@ -104,6 +105,25 @@ impl Engine {
         channels: &[ChannelConfig],
         integrations: &[IntegrationConfig],
         grace: Duration,
+    ) -> Result<Engine, EngineError> {
+        Engine::start_with_direct(
+            store,
+            channels,
+            integrations,
+            grace,
+            direct::DirectConfig::default(),
+        )
+        .await
+    }
+
+    /// [`start`](Self::start), with the Direct HISP configured as `direct`
+    /// (its worker runs until shutdown; [`hisp`](Self::hisp) is the API's way in).
+    pub async fn start_with_direct(
+        store: Store,
+        channels: &[ChannelConfig],
+        integrations: &[IntegrationConfig],
+        grace: Duration,
+        direct: direct::DirectConfig,
     ) -> Result<Engine, EngineError> {
         let errors = check(channels, integrations);
         if !errors.is_empty() {
@@ -210,11 +230,17 @@ impl Engine {
                     stage,
                     queue,
                     pdf_folder: cfg.pdf_folder(),
+                    direct: cfg.outbound.direct.clone(),
                 },
             );
         }
+        let hisp = direct::Hisp::new(store.clone(), direct).map_err(EngineError::Config)?;
+        engine
+            .workers
+            .spawn(hisp.clone().run(engine.shutdown.clone()));
         Ok(Engine {
-            results: results::Results::new(store, routes, engine.control_ids.clone()),
+            results: results::Results::new(store, routes, engine.control_ids.clone(), hisp.clone()),
+            hisp,
             pushes,
             pollers,
             fhir,
@@ -230,6 +256,11 @@ impl Engine {
     /// HTTP API's `/api/v1/integrations/{name}/appointments`).
     pub fn pushes(&self) -> HashMap<String, Pushed> {
         self.pushes.clone()
+    }
+
+    /// The Direct HISP (for the Messaging API).
+    pub fn hisp(&self) -> Arc<direct::Hisp> {
+        self.hisp.clone()
     }
 
     /// Where orders created through the FHIR API go, by organisation: the

@@ -51,6 +51,8 @@ pub(crate) struct ResultsRoute {
     pub pdf_folder: Option<String>,
     /// Queue key and the wake-up of its worker; `None` without an outbound side.
     pub queue: Option<(String, Arc<Notify>)>,
+    /// Results as a Direct message instead of a queued result message.
+    pub direct: Option<crate::integration::DirectOutbound>,
 }
 
 /// Cheap to clone; shared by the HTTP handlers.
@@ -59,6 +61,7 @@ pub struct Results {
     store: Store,
     routes: Arc<HashMap<String, ResultsRoute>>,
     control_ids: Arc<ControlIds>,
+    hisp: Arc<crate::direct::Hisp>,
 }
 
 impl Results {
@@ -66,11 +69,13 @@ impl Results {
         store: Store,
         routes: HashMap<String, ResultsRoute>,
         control_ids: Arc<ControlIds>,
+        hisp: Arc<crate::direct::Hisp>,
     ) -> Self {
         Results {
             store,
             routes: Arc::new(routes),
             control_ids,
+            hisp,
         }
     }
 
@@ -103,6 +108,9 @@ impl Results {
         m.device_id = device.id.clone();
 
         let route = self.routes.get(&appointment.integration);
+        if let Some(d) = route.and_then(|r| r.direct.as_ref()) {
+            return self.send_direct(d, &appointment, &patient, m).await;
+        }
         let Some((route, (key, wake))) = route.and_then(|r| r.queue.as_ref().map(|q| (r, q)))
         else {
             let ids = self.store.record_measurement(m, None).await?;
@@ -195,5 +203,44 @@ mod tests {
         assert_eq!(pdf_reference("C:\\GDT\\in", "42"), "C:\\GDT\\in\\42.pdf");
         assert_eq!(pdf_reference("/srv/gdt/out/", "42"), "/srv/gdt/out/42.pdf");
         assert_eq!(pdf_reference("", "42"), "42.pdf");
+    }
+}
+
+impl Results {
+    /// `outbound.direct`: the measurement is committed, then its report goes
+    /// out as a Direct message (the PDF, the observations in the body, the
+    /// patient's demographics). The message is built first, so a report that
+    /// cannot be sent is refused before anything is stored.
+    async fn send_direct(
+        &self,
+        d: &crate::integration::DirectOutbound,
+        appointment: &medrelay_worklist::Appointment,
+        patient: &medrelay_worklist::Patient,
+        m: Measurement,
+    ) -> Result<Submitted, SubmitError> {
+        let mut req = crate::direct::result_message(d, appointment, patient, &m);
+        let integration = appointment.integration.clone();
+        let org = m.org.clone();
+        let ids = self.store.record_measurement(m, None).await?;
+        req.message_id = format!("medrelay-measurement-{}-{}", org, ids.measurement_id);
+        match self
+            .hisp
+            .submit_internal(&org, &format!("integration:{integration}"), &req)
+            .await
+        {
+            Ok(_) => Ok(Submitted {
+                id: ids.measurement_id,
+                status: "queued",
+            }),
+            Err(e) => {
+                // The measurement is kept; the report can be sent again by
+                // hand. Saying "stored" keeps the device from posting twice.
+                tracing::error!(measurement = %ids.measurement_id, error = %e, "the report could not be sent by Direct");
+                Ok(Submitted {
+                    id: ids.measurement_id,
+                    status: "stored",
+                })
+            }
+        }
     }
 }

@@ -62,11 +62,12 @@ pub async fn run(
     let store = Store::open_sqlite(&db, SqliteOptions::default())
         .with_context(|| format!("opening the store {}", db.display()))?;
 
-    let engine = Engine::start(
+    let engine = Engine::start_with_direct(
         store.clone(),
         &cfg.channels,
         &cfg.integrations,
         cfg.server.shutdown_grace,
+        cfg.direct.clone(),
     )
     .await?;
     let shutdown = engine.shutdown_token();
@@ -74,9 +75,6 @@ pub async fn run(
     let http = tokio::net::TcpListener::bind(cfg.server.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.server.http))?;
-    let hisp = medrelay_engine::direct::Hisp::new(store.clone(), cfg.direct.clone())
-        .map_err(anyhow::Error::msg)?;
-    tokio::spawn(hisp.clone().run(shutdown.clone()));
     let app = medrelay_server::router(medrelay_server::AppState {
         metrics,
         started,
@@ -91,7 +89,7 @@ pub async fn run(
         pushes: medrelay_server::integration_api::endpoints(engine.pushes()),
         pollers: std::sync::Arc::new(engine.worklist_pollers()),
         fhir: std::sync::Arc::new(engine.fhir_targets()),
-        direct: Some(medrelay_server::direct_api::DirectState::new(hisp)),
+        direct: Some(medrelay_server::direct_api::DirectState::new(engine.hisp())),
     });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {

@@ -134,7 +134,7 @@ async fn start(dir: &Path, direct: &str) -> (ServeProcess, SocketAddr, std::path
     std::fs::write(
         &cfg,
         format!(
-            "[server]\ndata_dir = {:?}\nhttp = \"{http_addr}\"\n\n[direct]\n{direct}\n",
+            "[server]\ndata_dir = {:?}\nhttp = \"{http_addr}\"\n\n{direct}\n",
             dir.join("data")
         ),
     )
@@ -218,7 +218,7 @@ async fn raw_and_xdm_delivery_with_notifications() {
     let (notify, notify_url) = Edge::start(200, 0).await;
     let (_server, addr, cfg) = start(
         dir.path(),
-        "window = \"1h\"\nretry = { initial = \"100ms\", max = \"500ms\" }",
+        "[direct]\nwindow = \"1h\"\nretry = { initial = \"100ms\", max = \"500ms\" }",
     )
     .await;
     let auth = edge_add(&cfg, "ehr-a");
@@ -561,7 +561,7 @@ async fn retries_until_200_and_fails_after_the_window() {
     let (notify, notify_url) = Edge::start(200, 0).await;
     let (_server, addr, cfg) = start(
         dir.path(),
-        "window = \"3s\"\nretry = { initial = \"100ms\", max = \"300ms\" }",
+        "[direct]\nwindow = \"3s\"\nretry = { initial = \"100ms\", max = \"300ms\" }",
     )
     .await;
     let auth = edge_add(&cfg, "ehr-a");
@@ -678,7 +678,7 @@ async fn retries_until_200_and_fails_after_the_window() {
 async fn every_error_code_of_the_seed() {
     let dir = tempfile::tempdir().unwrap();
     let (_edge, url) = Edge::start(200, 0).await;
-    let (_server, addr, cfg) = start(dir.path(), "rate_per_second = 1\nburst = 30").await;
+    let (_server, addr, cfg) = start(dir.path(), "[direct]\nrate_per_second = 1\nburst = 30").await;
     let auth = edge_add(&cfg, "ehr-a");
     let other = edge_add(&cfg, "ehr-x");
     run(
@@ -838,7 +838,7 @@ async fn every_error_code_of_the_seed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_mode_is_503() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, addr, cfg) = start(dir.path(), "maintenance = true").await;
+    let (_server, addr, cfg) = start(dir.path(), "[direct]\nmaintenance = true").await;
     let auth = edge_add(&cfg, "ehr-a");
     let (status, _, body) = call(
         addr,
@@ -858,4 +858,98 @@ async fn maintenance_mode_is_503() {
     )
     .await;
     assert_eq!(status, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_measurement_goes_out_by_direct() {
+    let dir = tempfile::tempdir().unwrap();
+    let (practice, practice_url) = Edge::start(200, 0).await;
+    let mllp = free_port();
+    let (_server, addr, cfg) = start(
+        dir.path(),
+        &format!(
+            "[direct]\nretry = {{ initial = \"100ms\", max = \"300ms\" }}\n\n\
+             [[integration]]\nname = \"his\"\npreset = \"hl7-mllp\"\ngroup = \"cardio\"\n\
+             inbound = {{ mllp = \"{mllp}\" }}\n\
+             outbound = {{ direct = {{ from = \"cardio@medrelay.example\", to = \"dr.lee@practice.example\" }} }}\n"
+        ),
+    )
+    .await;
+    run(
+        &cfg,
+        &[
+            "direct",
+            "address",
+            "add",
+            "--address",
+            "cardio@medrelay.example",
+        ],
+    );
+    run(
+        &cfg,
+        &[
+            "direct",
+            "address",
+            "add",
+            "--address",
+            "dr.lee@practice.example",
+            "--endpoint",
+            &practice_url,
+        ],
+    );
+    let device = device_add_in(&cfg, "tablet", "cardio", "default");
+
+    let mut sender = mllp::Sender::new(mllp::SenderConfig::new(mllp.to_string()));
+    let ack = sender
+        .send(&medrelay_testkit::full_orm("D1", "ORD-D1", "NW"))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ack).contains("MSA|AA|"));
+    sender.close().await;
+    let items = worklist(addr, &device).await;
+    let appointment = items[0]["id"].as_str().unwrap().to_string();
+    let pdf = sample_pdf();
+    let (status, posted) = post_json(
+        addr,
+        "/api/v1/measurements",
+        &device,
+        &measurement(&appointment, &pdf),
+    )
+    .await;
+    assert_eq!(status, 201, "{posted}");
+
+    let inbound = wait_for("the report at the practice", WAIT, || async {
+        practice.posts().into_iter().map(|(_, d)| d).next()
+    })
+    .await;
+    assert_eq!(inbound["fromDirectAddress"], "cardio@medrelay.example");
+    assert_eq!(inbound["toDirectAddress"], "dr.lee@practice.example");
+    assert_eq!(inbound["patientLastname"], "GARCIA");
+    assert_eq!(inbound["patientDOB"], "19751022");
+    assert!(
+        inbound["messageBody"].as_str().unwrap().contains("72"),
+        "{inbound}"
+    );
+    let att = inbound["emailAttachmentList"].as_array().unwrap();
+    assert_eq!(att[0]["attachmentClass"], "application/zip");
+    let zip = B64
+        .decode(att[0]["attachmentContent"].as_str().unwrap())
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
+    let pdf_entry = names
+        .iter()
+        .find(|n| n.ends_with(".pdf"))
+        .expect("a PDF in the package")
+        .clone();
+    let mut bytes = Vec::new();
+    archive
+        .by_name(&pdf_entry)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(bytes, pdf, "the report is not byte-identical");
 }
