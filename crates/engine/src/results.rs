@@ -194,18 +194,6 @@ pub fn pdf_reference(dir: &str, control_id: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::pdf_reference;
-
-    #[test]
-    fn pdf_references_use_the_folders_separator() {
-        assert_eq!(pdf_reference("C:\\GDT\\in", "42"), "C:\\GDT\\in\\42.pdf");
-        assert_eq!(pdf_reference("/srv/gdt/out/", "42"), "/srv/gdt/out/42.pdf");
-        assert_eq!(pdf_reference("", "42"), "42.pdf");
-    }
-}
-
 impl Results {
     /// `outbound.direct`: the measurement is committed, then its report goes
     /// out as a Direct message (the PDF, the observations in the body, the
@@ -242,5 +230,17 @@ impl Results {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pdf_reference;
+
+    #[test]
+    fn pdf_references_use_the_folders_separator() {
+        assert_eq!(pdf_reference("C:\\GDT\\in", "42"), "C:\\GDT\\in\\42.pdf");
+        assert_eq!(pdf_reference("/srv/gdt/out/", "42"), "/srv/gdt/out/42.pdf");
+        assert_eq!(pdf_reference("", "42"), "42.pdf");
     }
 }
