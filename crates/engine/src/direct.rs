@@ -91,6 +91,10 @@ pub struct Upstream {
     pub url: String,
     pub user: String,
     pub password: String,
+    /// The edge (`medrelay direct edge add`) the upstream HISP authenticates
+    /// as when it POSTs dispositions to `/MessagingAPI/dirmsg/notification`.
+    #[serde(default)]
+    pub edge: Option<String>,
 }
 
 /// Why a Messaging API call was refused, for the HTTP layer (the seed's table).
@@ -378,43 +382,52 @@ impl Hisp {
             .collect())
     }
 
-    /// A read receipt (or other disposition) from a receiving edge for a
-    /// message it got: `{"Id": messageId, "Status", "Description": "displayed", …}`
-    /// moves that recipient to DISPLAYED.
+    /// A disposition from the edge that received a message (a read receipt:
+    /// DISPLAYED, or FAILED), or from the upstream HISP for the recipients
+    /// handed to it (DISPATCHED, DISPLAYED, FAILED). A receiving edge may
+    /// only speak for its own addresses, the upstream HISP (the edge named
+    /// `upstream.edge`) only for recipients it was given.
     pub async fn receipt(
         &self,
         edge: &DirectEdge,
         sender: &str,
         message_id: &str,
         recipient: &str,
-        displayed: bool,
+        status: Status,
         reason: Option<&str>,
     ) -> Result<(), DirectError> {
         let recipient = recipient.trim().to_ascii_lowercase();
-        let owner = self.store.direct_address(&recipient).await?;
-        if owner.and_then(|a| a.edge) != Some(edge.name.clone()) {
-            return Err(DirectError::Forbidden(format!(
-                "{recipient} is not an address of this edge"
-            )));
-        }
         let (m, rs) = self
             .store
             .direct_message(&sender.trim().to_ascii_lowercase(), message_id)
             .await?
             .ok_or_else(|| DirectError::NotFound(format!("no message {message_id}")))?;
-        if !rs.iter().any(|r| r.recipient == recipient) {
+        let Some(r) = rs.iter().find(|r| r.recipient == recipient) else {
             return Err(DirectError::NotFound(format!(
                 "{recipient} is not a recipient of {message_id}"
+            )));
+        };
+        let upstream = self
+            .cfg
+            .upstream
+            .as_ref()
+            .and_then(|u| u.edge.as_deref())
+            .is_some_and(|e| e == edge.name);
+        let allowed = if r.local {
+            let owner = self.store.direct_address(&recipient).await?;
+            owner.and_then(|a| a.edge).as_deref() == Some(edge.name.as_str())
+                && matches!(status, Status::Displayed | Status::Failed)
+        } else {
+            upstream
+        };
+        if !allowed {
+            return Err(DirectError::Forbidden(format!(
+                "this edge may not report on {recipient}"
             )));
         }
         let req: SendRequest = serde_json::from_slice(&m.body)
             .map_err(|e| DirectError::Internal(format!("stored message unreadable: {e}")))?;
         let notify = self.notify_of(&m).await?;
-        let status = if displayed {
-            Status::Displayed
-        } else {
-            Status::Failed
-        };
         self.finish(m.id, &recipient, status, reason, notify.as_ref(), &req)
             .await?;
         self.wake.notify_one();

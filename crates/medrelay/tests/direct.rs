@@ -47,13 +47,18 @@ impl Edge {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let e = edge.clone();
-        let app = axum::Router::new().route(
-            "/inbox",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let e = e.clone();
-                async move { e.receive(&headers, &body) }
-            }),
-        );
+        // The same recorder serves as a receiving edge's inbox and as an
+        // upstream HISP's send_ccda.
+        let receive = move |headers: HeaderMap, body: Bytes| {
+            let e = e.clone();
+            async move { e.receive(&headers, &body) }
+        };
+        let app = axum::Router::new()
+            .route("/inbox", axum::routing::post(receive.clone()))
+            .route(
+                "/MessagingAPI/dirmsg/send_ccda",
+                axum::routing::post(receive),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await });
         (edge, format!("http://{addr}/inbox"))
     }
@@ -952,4 +957,148 @@ async fn a_measurement_goes_out_by_direct() {
         .read_to_end(&mut bytes)
         .unwrap();
     assert_eq!(bytes, pdf, "the report is not byte-identical");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_domains_go_through_the_upstream_hisp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, inbox_url) = Edge::start(200, 0).await;
+    let upstream_base = inbox_url.trim_end_matches("/inbox").to_string();
+    let (notify, notify_url) = Edge::start(200, 0).await;
+    let (_server, addr, cfg) = start(
+        dir.path(),
+        &format!(
+            "[direct]\nwindow = \"3s\"\nretry = {{ initial = \"100ms\", max = \"300ms\" }}\n\
+             upstream = {{ url = \"{upstream_base}/MessagingAPI\", user = \"medrelay\", password = \"up-secret\", edge = \"upstream-hisp\" }}\n"
+        ),
+    )
+    .await;
+    let auth = edge_add(&cfg, "ehr-a");
+    let upstream_auth = edge_add(&cfg, "upstream-hisp");
+    run(
+        &cfg,
+        &[
+            "direct",
+            "address",
+            "add",
+            "--address",
+            "john@clinic-a.example",
+            "--edge",
+            "ehr-a",
+            "--notify",
+            &notify_url,
+        ],
+    );
+
+    // Two remote recipients: one send_ccda upstream for both, then SMTPINIT.
+    let body = send_body(
+        "msg-up",
+        "far@elsewhere.example,away@elsewhere.example",
+        false,
+        true,
+    );
+    let (status, _, answer) = call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/send_ccda",
+        Some(&auth),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let handed = wait_for("the upstream send", WAIT, || async {
+        upstream.posts().into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        handed.0.as_deref(),
+        Some(basic("medrelay", "up-secret").as_str())
+    );
+    assert_eq!(handed.1["messageId"], "msg-up");
+    assert_eq!(
+        handed.1["toDirectAddress"],
+        "far@elsewhere.example,away@elsewhere.example"
+    );
+    assert_eq!(handed.1["emailAttachmentList"].as_array().unwrap().len(), 2);
+    wait_for("SMTPINIT", WAIT, || async {
+        let s = status_of(addr, &auth, "msg-up").await;
+        (recipient_status(&s, "far@elsewhere.example") == "SMTPINIT"
+            && recipient_status(&s, "away@elsewhere.example") == "SMTPINIT")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        upstream.posts().len(),
+        1,
+        "one upstream request for both recipients"
+    );
+
+    // The upstream HISP reports one delivered; the other never answers:
+    // FAILED-TO once the window has passed.
+    let dsn = json!({
+        "Timestamp": "2026-12-03T10:00:00.000000z", "Id": "msg-up", "Status": "Success",
+        "Description": "dispatched", "Disposition": "action/MDN-sent-automatically;dispatched",
+        "fromDirectAddress": "john@clinic-a.example", "toDirectAddress": "far@elsewhere.example"
+    });
+    let (status, _, r) = call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/notification",
+        Some(&upstream_auth),
+        Some(&dsn),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    // A sending edge cannot speak for remote recipients.
+    let (status, _, _) = call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/notification",
+        Some(&auth),
+        Some(&dsn),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let s = wait_for("FAILED-TO", WAIT, || async {
+        let s = status_of(addr, &auth, "msg-up").await;
+        (recipient_status(&s, "away@elsewhere.example") == "FAILED-TO").then_some(s)
+    })
+    .await;
+    assert_eq!(
+        recipient_status(&s, "far@elsewhere.example"),
+        "DISPATCHED",
+        "{s}"
+    );
+    // DISPATCHED is final: a late failure does not overwrite it.
+    let mut late = dsn.clone();
+    late["Status"] = json!("Error");
+    late["Disposition"] = json!("action/MDN-sent-automatically;failed");
+    let (status, _, _) = call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/notification",
+        Some(&upstream_auth),
+        Some(&late),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let s = status_of(addr, &auth, "msg-up").await;
+    assert_eq!(
+        recipient_status(&s, "far@elsewhere.example"),
+        "DISPATCHED",
+        "{s}"
+    );
+    // The sender heard: processed, dispatched (asmEnabled) for far, failed for away.
+    let notes = wait_for("three notifications", WAIT, || async {
+        let n = notify.posts();
+        (n.len() >= 3).then_some(n)
+    })
+    .await;
+    let descriptions: Vec<&str> = notes
+        .iter()
+        .map(|(_, d)| d["Description"].as_str().unwrap())
+        .collect();
+    assert_eq!(descriptions[0], "processed", "{descriptions:?}");
+    assert_eq!(descriptions[1], "dispatched", "{descriptions:?}");
+    assert_eq!(notes[2].1["Status"], "Error", "{descriptions:?}");
 }

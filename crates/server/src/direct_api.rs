@@ -12,6 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use medrelay_direct::Status;
 use medrelay_engine::direct::{DirectError, Hisp};
 use medrelay_store::DirectEdge;
 use serde::Deserialize;
@@ -234,7 +235,9 @@ pub struct Disposition {
 }
 
 /// `POST /MessagingAPI/dirmsg/notification`: a read receipt (`displayed`)
-/// or a failure (`Status: "Error"`) from the edge that received a message.
+/// or a failure (`Status: "Error"`) from the edge that received a message,
+/// or the upstream HISP's disposition (`dispatched` too) for the recipients
+/// handed to it.
 pub async fn notification(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -261,25 +264,38 @@ pub async fn notification(
         )
     })?;
     let text = |s: &Option<String>| s.as_deref().unwrap_or("").to_ascii_lowercase();
-    let failed = text(&n.status) == "error" || text(&n.disposition).ends_with(";failed");
-    let displayed =
-        text(&n.description) == "displayed" || text(&n.disposition).ends_with(";displayed");
-    if !failed && !displayed {
-        return Err(DirectReply::from_error(
-            DirectError::BadRequest(
-                "Disposition: only displayed (a read receipt) or failed are taken from a receiving edge".into(),
-            ),
-            &n.id,
-        ));
-    }
+    let what = text(&n.disposition)
+        .rsplit(';')
+        .next()
+        .map(str::to_string)
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| text(&n.description));
+    let status = if text(&n.status) == "error" || what == "failed" {
+        Status::Failed
+    } else {
+        match what.as_str() {
+            "displayed" => Status::Displayed,
+            "dispatched" => Status::Dispatched,
+            _ => {
+                return Err(DirectReply::from_error(
+                    DirectError::BadRequest(format!(
+                        "Disposition: {what:?} is not a final disposition (dispatched, displayed or failed)"
+                    )),
+                    &n.id,
+                ));
+            }
+        }
+    };
     d.hisp
         .receipt(
             &edge,
             &n.from_direct_address,
             &n.id,
             &n.to_direct_address,
-            !failed,
-            n.description.as_deref().filter(|_| failed),
+            status,
+            n.description
+                .as_deref()
+                .filter(|_| status == Status::Failed),
         )
         .await
         .map_err(|e| DirectReply::from_error(e, &n.id))?;
