@@ -1102,3 +1102,101 @@ async fn other_domains_go_through_the_upstream_hisp() {
     assert_eq!(descriptions[1], "dispatched", "{descriptions:?}");
     assert_eq!(notes[2].1["Status"], "Error", "{descriptions:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_registers_edges_and_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clinic, clinic_url) = Edge::start(200, 0).await;
+    let (_server, addr, cfg) = start(dir.path(), "[direct]\nretry = { initial = \"100ms\" }").await;
+    let admin = format!("Bearer {}", admin_token_in(&cfg, "default"));
+    let (status, _, edge) = call(
+        addr,
+        "POST",
+        "/api/v1/direct/edges",
+        Some(&admin),
+        Some(&json!({"name": "ehr-a"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{edge}");
+    let auth = basic("ehr-a", edge["secret"].as_str().unwrap());
+    let (status, _, _) = call(
+        addr,
+        "POST",
+        "/api/v1/direct/edges",
+        Some(&admin),
+        Some(&json!({"name": "ehr-a"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    for body in [
+        json!({"address": "john@clinic-a.example", "edge": "ehr-a"}),
+        json!({"address": "smith@clinic-b.example", "endpoint": {"url": clinic_url, "user": "medrelay", "password": "b-secret"}}),
+    ] {
+        let (status, _, r) = call(
+            addr,
+            "POST",
+            "/api/v1/direct/addresses",
+            Some(&admin),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 201, "{r}");
+    }
+    let (status, _, bad) = call(
+        addr,
+        "POST",
+        "/api/v1/direct/addresses",
+        Some(&admin),
+        Some(&json!({"address": "nobody"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+    let (status, _, list) = call(addr, "GET", "/api/v1/direct/addresses", Some(&admin), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["addresses"].as_array().unwrap().len(), 2, "{list}");
+    assert!(
+        !list.to_string().contains("b-secret"),
+        "passwords are not shown: {list}"
+    );
+    // Without an admin token: 401.
+    let (status, _, _) = call(addr, "GET", "/api/v1/direct/addresses", None, None).await;
+    assert_eq!(status, 401);
+
+    let body = send_body("msg-admin", "smith@clinic-b.example", false, false);
+    let (status, _, r) = call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/send_ccda",
+        Some(&auth),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    wait_for("the delivery", WAIT, || async {
+        (!clinic.posts().is_empty()).then_some(())
+    })
+    .await;
+
+    // Removed: a message to it fails at once.
+    let (status, _, _) = call(
+        addr,
+        "DELETE",
+        "/api/v1/direct/addresses/smith@clinic-b.example",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let body = send_body("msg-admin-2", "smith@clinic-b.example", false, false);
+    let (status, _, _) = call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/send_ccda",
+        Some(&auth),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let s = status_of(addr, &auth, "msg-admin-2").await;
+    assert_eq!(s["status"], "FAILED", "{s}");
+}

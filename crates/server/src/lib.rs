@@ -8,6 +8,7 @@
 pub mod admin_api;
 pub mod auth;
 pub mod device_api;
+pub mod direct_admin;
 pub mod direct_api;
 pub mod error;
 pub mod fhir_api;
@@ -112,6 +113,22 @@ pub fn router(state: AppState) -> Router {
             post(direct_api::send_ccda),
         )
         .route("/MessagingAPI/dirmsg/status", get(direct_api::status))
+        .route(
+            "/api/v1/direct/edges",
+            get(direct_admin::list_edges).post(direct_admin::create_edge),
+        )
+        .route(
+            "/api/v1/direct/edges/{name}",
+            axum::routing::delete(direct_admin::delete_edge),
+        )
+        .route(
+            "/api/v1/direct/addresses",
+            get(direct_admin::list_addresses).post(direct_admin::put_address),
+        )
+        .route(
+            "/api/v1/direct/addresses/{address}",
+            axum::routing::delete(direct_admin::delete_address),
+        )
         .route(
             "/MessagingAPI/dirmsg/notification",
             post(direct_api::notification),
