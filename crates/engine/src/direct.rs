@@ -457,7 +457,7 @@ impl Hisp {
         notify: Option<&medrelay_store::Endpoint>,
         req: &SendRequest,
     ) -> Result<bool, DirectError> {
-        let from: Vec<&str> = ALL
+        let from: Vec<&str> = Status::ALL
             .iter()
             .filter(|s| s.can_become(status))
             .map(|s| s.as_str())
@@ -751,16 +751,6 @@ impl Hisp {
         Ok(())
     }
 }
-
-/// Every status, for computing which ones may become another.
-const ALL: [Status; 6] = [
-    Status::Processed,
-    Status::SmtpInit,
-    Status::Dispatched,
-    Status::Displayed,
-    Status::Failed,
-    Status::FailedTo,
-];
 
 enum Failure {
     Retry(String),

@@ -723,74 +723,30 @@ async fn push_load(
     conns: usize,
 ) -> Result<ExitCode> {
     let url = format!("http://{http}/api/v1/integrations/{integration}/appointments");
-    let client = reqwest::Client::new();
     let run = format!("{:x}", chrono::Utc::now().timestamp_millis() % 0xffff_ffff);
-    let next = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (client, url, token, run, next, failed) = (
-            client.clone(),
-            url.clone(),
-            token.to_string(),
-            run.clone(),
-            next.clone(),
-            failed.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new(3).ok();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= count as u64 {
-                    break;
-                }
-                let body = serde_json::json!({"appointments": [{
-                    "appointmentId": format!("BENCH-{run}-{n}"),
-                    "status": "scheduled",
-                    "scheduledAt": "2025-03-15T10:15:00+01:00",
-                    "visitId": format!("VIS-{n}"),
-                    "tabletGroup": "default",
-                    "measurement": {"code": "ABI", "name": "Ankle-brachial index"},
-                    "patient": {"patientId": format!("P-{run}-{n}"), "firstName": "Ana",
-                                "lastName": "Kovač", "dateOfBirth": "1958-11-03", "gender": "female"}
-                }]});
-                let t = Instant::now();
-                let ok = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().as_u16() == 201);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Some(h) = hist.as_mut() {
-                    let _ = h.record(t.elapsed().as_micros() as u64);
-                }
-            }
-            hist
-        }));
-    }
-    let mut latency = Histogram::<u64>::new(3)?;
-    for t in tasks {
-        if let Some(h) = t.await? {
-            latency.add(&h)?;
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!("medrelay bench push: {count} requests over {conns} clients in {secs:.2}s");
+    let auth = format!("Bearer {token}");
     println!(
-        "throughput: {:.0} requests/s (each stored raw, mapped and committed before its 201)",
-        count as f64 / secs
+        "medrelay bench push: {count} requests over {conns} clients (each stored raw, mapped and committed before its 201)"
     );
-    println!(
-        "latency: p50 {:.2} ms, p99 {:.2} ms; not 201: {}",
-        percentile_ms(&latency, 0.5),
-        percentile_ms(&latency, 0.99),
-        failed.load(Ordering::Relaxed)
-    );
+    http_phase(
+        "push appointments",
+        count,
+        conns,
+        Arc::new(move |c: &reqwest::Client, n| {
+            let body = serde_json::json!({"appointments": [{
+                "appointmentId": format!("BENCH-{run}-{n}"),
+                "status": "scheduled",
+                "scheduledAt": "2025-03-15T10:15:00+01:00",
+                "visitId": format!("VIS-{n}"),
+                "tabletGroup": "default",
+                "measurement": {"code": "ABI", "name": "Ankle-brachial index"},
+                "patient": {"patientId": format!("P-{run}-{n}"), "firstName": "Ana",
+                            "lastName": "Kovač", "dateOfBirth": "1958-11-03", "gender": "female"}
+            }]});
+            (c.post(&url).header("Authorization", &auth).json(&body), 201)
+        }),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

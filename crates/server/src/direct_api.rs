@@ -70,6 +70,18 @@ impl DirectReply {
     }
 }
 
+/// A body that could not be read (too large, cut off).
+impl From<BytesRejection> for DirectReply {
+    fn from(e: BytesRejection) -> Self {
+        DirectReply {
+            status: e.status(),
+            message_id: String::new(),
+            result: e.body_text(),
+            retry_after: None,
+        }
+    }
+}
+
 impl IntoResponse for DirectReply {
     fn into_response(self) -> Response {
         let mut response = (
@@ -157,12 +169,7 @@ pub async fn send_ccda(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DirectReply> {
     let d = hisp(&state)?;
-    let body = body.map_err(|e| DirectReply {
-        status: e.status(),
-        message_id: String::new(),
-        result: e.body_text(),
-        retry_after: None,
-    })?;
+    let body = body?;
     let message_id = message_id_of(&body);
     let edge = edge(&d, &headers, &message_id).await?;
     let json_type = headers
@@ -244,12 +251,7 @@ pub async fn notification(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DirectReply> {
     let d = hisp(&state)?;
-    let body = body.map_err(|e| DirectReply {
-        status: e.status(),
-        message_id: String::new(),
-        result: e.body_text(),
-        retry_after: None,
-    })?;
+    let body = body?;
     let message_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("Id").and_then(|m| m.as_str()).map(str::to_string))
