@@ -14,6 +14,7 @@ mod config;
 mod direct;
 mod send;
 mod serve;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ enum Command {
     /// Manage OAuth 2.0 clients (client credentials for /oauth/token).
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Dashboard users (admin, operator, viewer).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Direct secure messaging: sending edges and Direct addresses.
     #[command(subcommand)]
     Direct(direct::DirectCommand),
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
             Command::Token(cmd) => admin::token(cmd).await,
             Command::Client(cmd) => client::run(cmd).await,
             Command::Direct(cmd) => direct::run(cmd).await,
+            Command::User(cmd) => user::run(cmd).await,
         }
     });
     match result {

@@ -16,9 +16,9 @@ use base64::Engine as _;
 use medrelay_engine::Pushed;
 use medrelay_engine::json_intake::IntakeError;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::auth::same_secret;
 use crate::error::ApiError;
 use crate::oauth::{OAuthBearer, RateLimiter};
 
@@ -164,9 +164,4 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// Compares digests, so the time taken says nothing about the secret.
-fn same_secret(given: &str, expected: &str) -> bool {
-    Sha256::digest(given.as_bytes()) == Sha256::digest(expected.as_bytes())
 }

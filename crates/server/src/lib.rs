@@ -7,6 +7,7 @@
 
 pub mod admin_api;
 pub mod auth;
+pub mod dashboard;
 pub mod device_api;
 pub mod direct_admin;
 pub mod direct_api;
@@ -138,6 +139,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/integrations/{name}/appointments",
             post(integration_api::push_appointments).layer(DefaultBodyLimit::disable()),
         )
+        // The web dashboard: pages for people, signed in with a session.
+        .merge(dashboard::routes())
         .fallback(not_found)
         .layer(limit)
         .with_state(state)

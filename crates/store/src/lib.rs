@@ -57,6 +57,14 @@
 //! [`Store::set_direct_status`], …). The store knows no lifecycle: callers
 //! name the statuses a change may come from.
 //!
+//! # The web dashboard
+//!
+//! Users who log in with a password ([`Store::create_user`],
+//! [`Store::user_by_name`], [`Store::record_login_failure`] …), their
+//! sessions ([`Store::create_session`], [`Store::session_by_hash`]) and the
+//! audit log ([`Store::audit`], [`Store::list_audit`]). Passwords and session
+//! tokens arrive hashed; the lockout policy is the caller's.
+//!
 //! Time: the message and queue methods take the time as an argument, so the
 //! hot path never reads a clock; the admin operations that create rows
 //! (groups, devices, tokens, measurements, appointment deletion) stamp them
@@ -99,6 +107,7 @@ mod fhir;
 pub mod oauth;
 mod sqlite;
 mod types;
+mod users;
 
 #[cfg(test)]
 mod tests;
@@ -108,6 +117,8 @@ mod tests_direct;
 mod tests_fhir;
 #[cfg(test)]
 mod tests_oauth;
+#[cfg(test)]
+mod tests_users;
 #[cfg(test)]
 mod tests_worklist;
 
@@ -133,6 +144,7 @@ pub use types::{
     DEFAULT_ORG, Delivery, DeliveryState, Direction, InboundOutcome, InboundRecord, MessageQuery,
     MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics, StoredMessage,
 };
+pub use users::{AuditEntry, Session, USER_ROLES, User};
 
 use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
 
@@ -1002,6 +1014,128 @@ impl Store {
         message: i64,
     ) -> Result<Vec<DirectNotification>, StoreError> {
         dispatch!(self.direct_notifications(message))
+    }
+
+    // ------------------------------------------------------------ dashboard users
+
+    /// Conflict if the name is taken; Invalid for a role other than admin|operator|viewer or an empty name.
+    ///
+    /// Created now. The name is the login, unique across organisations (and
+    /// compared exactly: `Alice` and `alice` are two names).
+    pub async fn create_user(
+        &self,
+        org: &str,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
+        dispatch!(self.create_user(org, name, role, password_hash, now()))
+    }
+
+    /// With its password hash.
+    ///
+    /// Of any organisation: the name determines it (for login).
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        dispatch!(self.user_by_name(name))
+    }
+
+    /// The users of `org`, by name.
+    pub async fn list_users(&self, org: &str) -> Result<Vec<User>, StoreError> {
+        dispatch!(self.list_users(org))
+    }
+
+    /// A wrong password: failed_logins += 1; when it reaches `lock_after`, locked_until = at + lock_for_ms (and failed_logins resets to 0). Returns the user after the change. NotFound for an unknown id.
+    ///
+    /// `lock_after` 0 never locks. The count is not checked against
+    /// `locked_until`: whether a locked user's attempt counts is the caller's
+    /// choice.
+    pub async fn record_login_failure(
+        &self,
+        user_id: &str,
+        at: Millis,
+        lock_after: u32,
+        lock_for_ms: Millis,
+    ) -> Result<User, StoreError> {
+        dispatch!(self.record_login_failure(user_id, at, lock_after, lock_for_ms))
+    }
+
+    /// A good password: failed_logins = 0, locked_until = NULL, last_login_at = at.
+    ///
+    /// `NotFound` for an unknown id.
+    pub async fn record_login_success(&self, user_id: &str, at: Millis) -> Result<(), StoreError> {
+        dispatch!(self.record_login_success(user_id, at))
+    }
+
+    /// Stores a session (the caller's hash of its token). `NotFound` for an
+    /// unknown user, `Conflict` for a token hash in use.
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        csrf: &str,
+        created_at: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.create_session(token_hash, user_id, csrf, created_at, expires_at))
+    }
+
+    /// The session with its user, None if unknown or expired at `now`.
+    ///
+    /// Expired means `expires_at <= now`. Deleting a user deletes their
+    /// sessions.
+    pub async fn session_by_hash(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<Option<Session>, StoreError> {
+        dispatch!(self.session_by_hash(token_hash, now))
+    }
+
+    /// Deletes a session (logout). An unknown hash is `Ok`: the session is
+    /// gone either way.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        dispatch!(self.delete_session(token_hash))
+    }
+
+    /// Deletes sessions expired at `now`; returns how many.
+    ///
+    /// In batches, each its own writer op, like [`Store::prune_oauth_tokens`].
+    pub async fn prune_sessions(&self, now: Millis) -> Result<u64, StoreError> {
+        dispatch!(self.prune_sessions(now))
+    }
+
+    /// Appends to the audit log (at = the system clock).
+    pub async fn audit(
+        &self,
+        org: &str,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let entry = AuditEntry {
+            id: 0,
+            org: org.to_owned(),
+            at: now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            detail: detail.map(str::to_owned),
+        };
+        dispatch!(self.audit(entry))
+    }
+
+    /// Newest first; `before_id` pages.
+    ///
+    /// At most `limit` entries of `org` with `id < before_id` (all when
+    /// `None`); the next page starts before the last id returned.
+    pub async fn list_audit(
+        &self,
+        org: &str,
+        limit: usize,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        dispatch!(self.list_audit(org, limit, before_id))
     }
 
     // ------------------------------------------------------------ measurements

@@ -3,9 +3,11 @@
 //! authority, and waiting on a condition with a deadline (tests never sleep to
 //! synchronise).
 
+pub mod browser;
 pub mod ftp_server;
 pub mod sftp_server;
 
+pub use browser::Browser;
 pub use ftp_server::FtpServer;
 pub use sftp_server::SftpServer;
 

@@ -5,6 +5,7 @@ mod direct;
 mod fhir;
 mod oauth;
 mod sql;
+mod users;
 mod worklist;
 mod writer;
 
@@ -35,6 +36,7 @@ use crate::types::{
     Delivery, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis, QueueDepth,
     StoreMetrics, StoredMessage,
 };
+use crate::users::{AuditEntry, Session, User};
 use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
 use writer::{Job, Metrics, Msg};
 
@@ -47,6 +49,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0003_oauth.sql")),
         M::up(include_str!("../../migrations/0004_fhir.sql")),
         M::up(include_str!("../../migrations/0005_direct.sql")),
+        M::up(include_str!("../../migrations/0006_dashboard.sql")),
     ])
 }
 
@@ -1216,5 +1219,115 @@ impl SqliteBackend {
         assert!(sent.is_ok(), "writer is running");
         let _ = started_rx.await;
         release_tx
+    }
+}
+
+/// The web dashboard's users, sessions and audit log (see `users.rs`). The
+/// login policy is the caller's; these only count and apply.
+impl SqliteBackend {
+    pub(crate) async fn create_user(
+        &self,
+        org: &str,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        at: Millis,
+    ) -> Result<User, StoreError> {
+        let (org, name, role, hash) = (own(org), own(name), own(role), own(password_hash));
+        self.write(move |c| users::create_user(c, &org, &name, &role, &hash, at))
+            .await
+    }
+
+    pub(crate) async fn user_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let name = own(name);
+        self.read(move |c| users::user_by_name(c, &name)).await
+    }
+
+    pub(crate) async fn list_users(&self, org: &str) -> Result<Vec<User>, StoreError> {
+        let org = own(org);
+        self.read(move |c| users::list_users(c, &org)).await
+    }
+
+    pub(crate) async fn record_login_failure(
+        &self,
+        user_id: &str,
+        at: Millis,
+        lock_after: u32,
+        lock_for_ms: Millis,
+    ) -> Result<User, StoreError> {
+        let id = own(user_id);
+        self.write(move |c| users::record_login_failure(c, &id, at, lock_after, lock_for_ms))
+            .await
+    }
+
+    pub(crate) async fn record_login_success(
+        &self,
+        user_id: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let id = own(user_id);
+        self.write(move |c| users::record_login_success(c, &id, at))
+            .await
+    }
+
+    pub(crate) async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        csrf: &str,
+        created_at: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        let (hash, id, csrf) = (own(token_hash), own(user_id), own(csrf));
+        self.write(move |c| users::create_session(c, &hash, &id, &csrf, created_at, expires_at))
+            .await
+    }
+
+    pub(crate) async fn session_by_hash(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<Option<Session>, StoreError> {
+        let hash = own(token_hash);
+        self.read(move |c| users::session_by_hash(c, &hash, now))
+            .await
+    }
+
+    pub(crate) async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let hash = own(token_hash);
+        self.write(move |c| users::delete_session(c, &hash)).await
+    }
+
+    /// One writer op per batch, like `prune_oauth_tokens`, so logins commit in
+    /// between.
+    pub(crate) async fn prune_sessions(&self, now: Millis) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let n = self
+                .write(move |c| users::prune_sessions_step(c, now, users::PRUNE_BATCH))
+                .await?;
+            deleted += n as u64;
+            if n < users::PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    pub(crate) async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.write(move |c| users::audit(c, &entry)).await
+    }
+
+    pub(crate) async fn list_audit(
+        &self,
+        org: &str,
+        limit: usize,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let org = own(org);
+        self.read(move |c| users::list_audit(c, &org, limit, before_id))
+            .await
     }
 }

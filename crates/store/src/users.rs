@@ -1,0 +1,53 @@
+//! The store's types for the web dashboard: users who log in with a password,
+//! their sessions, and the audit log of what they did.
+//!
+//! The store never sees a password or a session token: the caller hashes them
+//! (the password hash is returned only by `user_by_name`, for verification).
+//! The login policy (how many failures lock an account, for how long) is the
+//! caller's; the store counts and applies what it is told.
+
+use crate::types::Millis;
+
+/// The roles a user may have, as stored (the schema's `CHECK` allows no other).
+pub const USER_ROLES: [&str; 3] = ["admin", "operator", "viewer"];
+
+/// A dashboard user. `id` is the row id as decimal text, like the worklist's ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub org: String,
+    /// The login name, unique across organisations.
+    pub name: String,
+    /// One of [`USER_ROLES`].
+    pub role: String,
+    pub created_at: Millis,
+    /// Wrong passwords since the last good login or lock.
+    pub failed_logins: u32,
+    /// Logins are refused before this time.
+    pub locked_until: Option<Millis>,
+    pub last_login_at: Option<Millis>,
+}
+
+/// A login session with its user (as of the look-up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: String,
+    pub user: User,
+    /// The token the dashboard's forms must echo.
+    pub csrf: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Grows with every entry, so it orders the log and pages it.
+    pub id: i64,
+    pub org: String,
+    pub at: Millis,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: Option<String>,
+}
