@@ -37,6 +37,7 @@ const LOCK_MS: Millis = 15 * 60 * 1000;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::overview))
+        .route("/overview/figures", get(pages::overview_figures))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/dashboard.css", get(stylesheet))

@@ -52,18 +52,19 @@ struct Overview {
     devices: usize,
 }
 
-pub async fn overview(State(state): State<AppState>, who: Signed) -> Result<Response, Page> {
+/// The overview's figures, for the page and for its refresh.
+async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
     let recent = state
         .store
         .find_messages(MessageQuery {
             limit: 1000,
-            ..MessageQuery::new(who.org().to_string())
+            ..MessageQuery::new(org.to_string())
         })
         .await?;
     let mut channels: Vec<ChannelRow> = Vec::new();
     for m in &recent {
-        let row = match channels.iter_mut().find(|c| c.name == m.channel) {
-            Some(r) => r,
+        let row = match channels.iter_mut().position(|c| c.name == m.channel) {
+            Some(i) => &mut channels[i],
             None => {
                 channels.push(ChannelRow {
                     name: m.channel.clone(),
@@ -71,9 +72,8 @@ pub async fn overview(State(state): State<AppState>, who: Signed) -> Result<Resp
                     errored: 0,
                     last: when(m.received_at),
                 });
-                channels
-                    .last_mut()
-                    .ok_or_else(|| Page::internal("no row"))?
+                let last = channels.len() - 1;
+                &mut channels[last]
             }
         };
         row.received += 1;
@@ -81,15 +81,38 @@ pub async fn overview(State(state): State<AppState>, who: Signed) -> Result<Resp
             row.errored += 1;
         }
     }
-    let groups = state.store.list_groups(who.org()).await?;
-    let devices = state.store.list_devices(who.org()).await?.len();
-    Ok(render(&Overview {
-        user: Some(who.view()),
+    let groups = state.store.list_groups(org).await?;
+    let devices = state.store.list_devices(org).await?.len();
+    Ok(Overview {
+        user: None,
         flash: None,
         channels,
         open_appointments: groups.iter().map(|g| g.open_appointments).sum(),
         devices,
+    })
+}
+
+pub async fn overview(State(state): State<AppState>, who: Signed) -> Result<Response, Page> {
+    let mut page = figures(&state, who.org()).await?;
+    page.user = Some(who.view());
+    Ok(render(&page))
+}
+
+/// `GET /overview/figures`: the same figures as JSON, which the overview
+/// page fetches every few seconds to stay current without a reload.
+pub async fn overview_figures(
+    State(state): State<AppState>,
+    who: Signed,
+) -> Result<Response, Page> {
+    let f = figures(&state, who.org()).await?;
+    Ok(axum::Json(serde_json::json!({
+        "channels": f.channels.iter().map(|c| serde_json::json!({
+            "name": c.name, "received": c.received, "errored": c.errored, "last": c.last,
+        })).collect::<Vec<_>>(),
+        "open_appointments": f.open_appointments,
+        "devices": f.devices,
     }))
+    .into_response())
 }
 
 // ---------------------------------------------------------------- worklist
