@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The WebDriver client, for tests that need more than the helpers here.
+pub use fantoccini;
+
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -310,17 +313,69 @@ async fn wait_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Err(format!("chromedriver exited: {status}"));
         }
-        if let Ok((200, body)) = crate::http(addr, "GET", "/status", &[], None).await {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if v["value"]["ready"] == true {
-                return Ok(());
-            }
+        if let Some(v) = driver_status(addr).await
+            && v["value"]["ready"] == true
+        {
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(format!("/status not ready after {DRIVER_START_TIMEOUT:?}"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether `buf` holds a whole HTTP response (head and Content-Length body).
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    buf.len() - (end + 4) >= len
+}
+
+/// chromedriver's `GET /status` as JSON. (Not [`crate::http`]: chromedriver
+/// refuses requests whose `Host` is not local.)
+async fn driver_status(addr: SocketAddr) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    // chromedriver keeps the connection open whatever the request says: read
+    // up to Content-Length rather than to the end.
+    let mut buf = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return Some(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if response_complete(&buf) {
+                return Some(());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()??;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
 }
 
 /// `DELETE /session/<id>` with blocking I/O (Drop cannot await): ends the
@@ -334,9 +389,20 @@ fn delete_session(addr: SocketAddr, id: &str) {
     let req = format!(
         "DELETE /session/{id} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     );
-    if s.write_all(req.as_bytes()).is_ok() {
-        let mut sink = Vec::new();
-        let _ = s.read_to_end(&mut sink);
+    if s.write_all(req.as_bytes()).is_err() {
+        return;
+    }
+    // chromedriver answers once Chromium has quit, and keeps the connection open.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = s.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if response_complete(&buf) {
+            break;
+        }
     }
 }
 
