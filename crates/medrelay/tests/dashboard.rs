@@ -363,7 +363,12 @@ async fn device_registered_in_the_browser_reads_the_worklist() {
     let rotate = format!("table#devices tr[data-id=\"{}\"] form.rotate", row.0);
     csrf_of(&b, &rotate).await;
     b.click(&format!("{rotate} button")).await;
-    let rotated = b.text("#new-token").await.trim().to_string();
+    // The page before the click shows the first token: wait for the new one.
+    let rotated = wait_for("the rotated token", WAIT, || async {
+        let t = b.text("#new-token").await.trim().to_string();
+        (t != token).then_some(t)
+    })
+    .await;
     assert!(rotated.starts_with("mrd_"), "{rotated:?}");
     assert_ne!(rotated, token);
     let old = get_json(d.http, "/api/v1/worklist", &token).await.0;

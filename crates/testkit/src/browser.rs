@@ -209,30 +209,71 @@ impl Browser {
     }
 
     /// The rendered text of the element (waits for it like [`Browser::find`]).
+    /// An element that went stale under us (the page navigated between
+    /// finding and reading it) is looked up again, within the same deadline.
     pub async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        el.text()
-            .await
-            .unwrap_or_else(|e| panic!("text of {css:?}: {e}"))
+        let deadline = std::time::Instant::now() + FIND_TIMEOUT;
+        loop {
+            let el = self.find(css).await;
+            match el.text().await {
+                Ok(t) => return t,
+                Err(e)
+                    if e.to_string().contains("stale") && std::time::Instant::now() < deadline =>
+                {
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("text of {css:?}: {e}"),
+            }
+        }
     }
 
-    /// Clears the input and types `value` into it.
+    /// Waits (deadline 15 s) until the element's text is `expected`: after a
+    /// click that navigates, the old page may still be showing.
+    pub async fn wait_text(&self, css: &str, expected: &str) {
+        let deadline = std::time::Instant::now() + FIND_TIMEOUT;
+        loop {
+            let now = self.text(css).await;
+            if now.trim() == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{css:?} still says {now:?}, not {expected:?}, after {FIND_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clears the input and types `value` into it (looked up again if it
+    /// went stale, like [`Browser::text`]).
     pub async fn fill(&self, css: &str, value: &str) {
-        let el = self.find(css).await;
-        el.clear()
-            .await
-            .unwrap_or_else(|e| panic!("clear {css:?}: {e}"));
-        el.send_keys(value)
-            .await
-            .unwrap_or_else(|e| panic!("type into {css:?}: {e}"));
+        let deadline = std::time::Instant::now() + FIND_TIMEOUT;
+        loop {
+            let el = self.find(css).await;
+            let done = match el.clear().await {
+                Ok(()) => el.send_keys(value).await,
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) => return,
+                Err(e) if is_stale(&e) && std::time::Instant::now() < deadline => {}
+                Err(e) => panic!("type into {css:?}: {e}"),
+            }
+        }
     }
 
-    /// Clicks the element (chromedriver waits for a navigation it starts).
+    /// Clicks the element (chromedriver waits for a navigation it starts;
+    /// an element that went stale first is looked up again).
     pub async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        el.click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css:?}: {e}"));
+        let deadline = std::time::Instant::now() + FIND_TIMEOUT;
+        loop {
+            let el = self.find(css).await;
+            match el.click().await {
+                Ok(_) => return,
+                Err(e) if is_stale(&e) && std::time::Instant::now() < deadline => {}
+                Err(e) => panic!("click {css:?}: {e}"),
+            }
+        }
     }
 
     /// The current DOM, serialised.
@@ -418,6 +459,11 @@ impl Drop for Browser {
     }
 }
 
+/// The page changed between finding an element and using it.
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    e.to_string().contains("stale element")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,7 +512,7 @@ mod tests {
         // fill clears the preset value first.
         b.fill("form#f input[name=q]", "hello world").await;
         b.click("form#f button[type=submit]").await;
-        assert_eq!(b.text("h1").await, "Echo");
+        b.wait_text("h1", "Echo").await;
         assert_eq!(b.text("#out").await, "q=hello+world");
         assert_eq!(b.current_url().await, format!("{base}/echo"));
         assert!(b.find_all("#greeting").await.is_empty());
