@@ -178,11 +178,14 @@ pub fn all_names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// The regular files in `dir`, sorted.
+/// The visible regular files in `dir`, sorted: what a practice system picks
+/// up. Hidden files are writes still in progress (temporary name, then
+/// rename), so a wait on this list never sees one half-done;
+/// [`all_names`] shows them.
 pub fn names(dir: &Path) -> Vec<String> {
     all_names(dir)
         .into_iter()
-        .filter(|n| dir.join(n).is_file())
+        .filter(|n| !n.starts_with('.') && dir.join(n).is_file())
         .collect()
 }
 
