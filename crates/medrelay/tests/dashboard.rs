@@ -374,6 +374,29 @@ async fn device_registered_in_the_browser_reads_the_worklist() {
     let old = get_json(d.http, "/api/v1/worklist", &token).await.0;
     assert_eq!(old, 401, "the old token still works");
     assert_eq!(worklist(d.http, &rotated).await.len(), items.len());
+
+    // A new group, renamed; the device renamed and moved into it: it then
+    // sees that group's (empty) worklist.
+    b.fill("form#add-group input[name=name]", "echo-lab").await;
+    b.click("form#add-group [type=submit]").await;
+    b.find("table#groups tr[data-group=\"echo-lab\"]").await;
+    let rename = "table#groups tr[data-group=\"echo-lab\"] form.rename-group";
+    b.fill(&format!("{rename} input[name=name]"), "echo").await;
+    b.click(&format!("{rename} button")).await;
+    b.find("table#groups tr[data-group=\"echo\"]").await;
+    let edit = format!("table#devices tr[data-id=\"{}\"] form.move", row.0);
+    b.fill(&format!("{edit} input[name=name]"), "tablet-2").await;
+    b.fill(&format!("{edit} input[name=group]"), "echo").await;
+    b.click(&format!("{edit} button")).await;
+    wait_for("the device in group echo", WAIT, || async {
+        let t = b.text(&format!("table#devices tr[data-id=\"{}\"]", row.0)).await;
+        (t.contains("tablet-2") && t.contains("echo")).then_some(())
+    })
+    .await;
+    assert!(
+        worklist(d.http, &rotated).await.is_empty(),
+        "the moved device still sees its old group's worklist"
+    );
     b.close().await;
 }
 

@@ -20,7 +20,8 @@ fn flash(key: Option<&str>) -> Option<String> {
         match key? {
             "deleted" => "The appointment was deleted.",
             "queued" => "The result was queued again for every destination.",
-            "moved" => "The device was moved.",
+            "moved" => "The device was changed.",
+            "group" => "The groups were changed.",
             "removed" => "The device was deleted.",
             _ => return None,
         }
@@ -430,6 +431,7 @@ pub async fn rotate_token(
     .await
 }
 
+/// Renames and/or moves a device (the row's form sends both).
 pub async fn move_device(
     State(state): State<AppState>,
     who: Signed,
@@ -438,23 +440,100 @@ pub async fn move_device(
 ) -> Result<Response, Page> {
     who.check_csrf(f.csrf.as_deref())?;
     who.require_change()?;
-    if !medrelay_engine::config::valid_name(f.group.trim()) {
-        return Err(Page::bad_request(
-            "A group name is 1-64 characters of a-z, 0-9 and '-'.",
-        ));
+    let name = f.name.trim();
+    if !name.is_empty() {
+        if name.len() > 200 {
+            return Err(Page::bad_request("A device name is at most 200 characters."));
+        }
+        state.store.rename_device(who.org(), &id, name).await?;
     }
-    state
-        .store
-        .move_device(who.org(), &id, f.group.trim())
-        .await?;
+    if !f.group.trim().is_empty() {
+        if !medrelay_engine::config::valid_name(f.group.trim()) {
+            return Err(Page::bad_request(
+                "A group name is 1-64 characters of a-z, 0-9 and '-'.",
+            ));
+        }
+        state
+            .store
+            .move_device(who.org(), &id, f.group.trim())
+            .await?;
+    }
     who.audit(
         &state,
-        "moved",
+        "changed",
         &format!("device {id}"),
-        Some(&format!("to group {}", f.group.trim())),
+        Some(&format!("name {name:?}, group {}", f.group.trim())),
     )
     .await;
     Ok(Redirect::to("/devices?done=moved").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct GroupForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+}
+
+fn group_name(name: &str) -> Result<&str, Page> {
+    let name = name.trim();
+    if medrelay_engine::config::valid_name(name) {
+        Ok(name)
+    } else {
+        Err(Page::bad_request(
+            "A group name is 1-64 characters of a-z, 0-9 and '-'.",
+        ))
+    }
+}
+
+pub async fn add_group(
+    State(state): State<AppState>,
+    who: Signed,
+    Form(f): Form<GroupForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    who.require_change()?;
+    let name = group_name(&f.name)?;
+    state.store.create_group(who.org(), name).await?;
+    who.audit(&state, "created", &format!("group {name}"), None)
+        .await;
+    Ok(Redirect::to("/devices?done=group").into_response())
+}
+
+/// Renames a group: its devices and appointments follow.
+pub async fn rename_group(
+    State(state): State<AppState>,
+    who: Signed,
+    Path(group): Path<String>,
+    Form(f): Form<GroupForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    who.require_change()?;
+    let name = group_name(&f.name)?;
+    state.store.rename_group(who.org(), &group, name).await?;
+    who.audit(
+        &state,
+        "renamed",
+        &format!("group {group}"),
+        Some(&format!("to {name}")),
+    )
+    .await;
+    Ok(Redirect::to("/devices?done=group").into_response())
+}
+
+/// Deletes a group; refused while it still has devices.
+pub async fn delete_group(
+    State(state): State<AppState>,
+    who: Signed,
+    Path(group): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    who.require_change()?;
+    state.store.delete_group(who.org(), &group).await?;
+    who.audit(&state, "deleted", &format!("group {group}"), None)
+        .await;
+    Ok(Redirect::to("/devices?done=group").into_response())
 }
 
 pub async fn delete_device(
