@@ -67,6 +67,78 @@ pub fn destination_name(cfg: &DestinationConfig, index: usize) -> String {
         .unwrap_or_else(|| format!("{}-{}", cfg.kind(), index + 1))
 }
 
+/// A channel or integration as an operator sees it: what it listens to and
+/// the queues it fills (for the dashboard's overview).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// `channel` or `integration`.
+    pub kind: &'static str,
+    pub name: String,
+    pub org: String,
+    /// The preset of an integration; empty for a channel.
+    pub preset: String,
+    /// Where messages come from, in words (`MLLP 127.0.0.1:2575`, a folder …).
+    pub source: String,
+    /// The queue keys of its destinations (see [`queue_key`]).
+    pub queues: Vec<String>,
+}
+
+/// Every configured channel and integration as a [`Component`].
+pub fn components(
+    channels: &[ChannelConfig],
+    integrations: &[IntegrationConfig],
+) -> Vec<Component> {
+    let mut out = Vec::new();
+    for c in channels {
+        let source = match (&c.source.mllp, &c.source.poll) {
+            (Some(addr), _) => format!("MLLP {addr}"),
+            (None, Some(p)) => format!("polls {}", p.url),
+            (None, None) => String::new(),
+        };
+        out.push(Component {
+            kind: "channel",
+            name: c.name.clone(),
+            org: c.org.clone(),
+            preset: String::new(),
+            source,
+            queues: c
+                .destinations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| queue_key(&c.name, &destination_name(d, i)))
+                .collect(),
+        });
+    }
+    for i in integrations {
+        let inbound = &i.inbound;
+        let source = if let Some(addr) = inbound.mllp {
+            format!("MLLP {addr}")
+        } else if let Some(f) = &inbound.folder {
+            format!("folder {f}")
+        } else if inbound.poll.is_some() {
+            "polls the EHR".to_string()
+        } else if inbound.push.is_some() {
+            format!("HTTP push to /api/v1/integrations/{}/appointments", i.name)
+        } else if i.format() == Some(integration::Format::Fhir) {
+            "FHIR API /fhir/R4".to_string()
+        } else {
+            String::new()
+        };
+        out.push(Component {
+            kind: "integration",
+            name: i.name.clone(),
+            org: i.org.clone(),
+            preset: i.preset.clone(),
+            source,
+            queues: i
+                .results_destination()
+                .map(|_| vec![queue_key(&i.name, integration::RESULTS)])
+                .unwrap_or_default(),
+        });
+    }
+    out
+}
+
 /// A JSON push endpoint: where the bodies go and who may send them.
 #[derive(Clone)]
 pub struct Pushed {

@@ -90,6 +90,10 @@ pub async fn run(
         pollers: std::sync::Arc::new(engine.worklist_pollers()),
         fhir: std::sync::Arc::new(engine.fhir_targets()),
         direct: Some(medrelay_server::direct_api::DirectState::new(engine.hisp())),
+        components: std::sync::Arc::new(medrelay_engine::components(
+            &cfg.channels,
+            &cfg.integrations,
+        )),
     });
     let http_token = shutdown.clone();
     let http_task = tokio::spawn(medrelay_server::serve(http, app, async move {

@@ -273,6 +273,30 @@ async fn admin_deletes_an_order_and_the_audit_log_names_them() {
     );
     b.screenshot(&screenshot_path("worklist.png")).await;
 
+    // The overview: the integration, running, with the order counted.
+    b.goto(&d.url("/")).await;
+    let ehr_row = "table#overview tr[data-channel=\"ehr\"]";
+    b.find(ehr_row).await;
+    assert_eq!(
+        b.text(&format!("{ehr_row} td.state")).await.trim(),
+        "running"
+    );
+    let received: u64 = b
+        .text(&format!("{ehr_row} td.received"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(received >= 1, "the order is not counted");
+    assert!(
+        b.text(&format!("{ehr_row} td.source"))
+            .await
+            .contains("MLLP")
+    );
+    b.screenshot(&screenshot_path("overview.png")).await;
+    b.goto(&d.url("/worklist")).await;
+    b.find(&row).await;
+
     // Delete, through the confirmation page.
     let href = b
         .find(&format!("{row} a.delete"))
@@ -385,11 +409,14 @@ async fn device_registered_in_the_browser_reads_the_worklist() {
     b.click(&format!("{rename} button")).await;
     b.find("table#groups tr[data-group=\"echo\"]").await;
     let edit = format!("table#devices tr[data-id=\"{}\"] form.move", row.0);
-    b.fill(&format!("{edit} input[name=name]"), "tablet-2").await;
+    b.fill(&format!("{edit} input[name=name]"), "tablet-2")
+        .await;
     b.fill(&format!("{edit} input[name=group]"), "echo").await;
     b.click(&format!("{edit} button")).await;
     wait_for("the device in group echo", WAIT, || async {
-        let t = b.text(&format!("table#devices tr[data-id=\"{}\"]", row.0)).await;
+        let t = b
+            .text(&format!("table#devices tr[data-id=\"{}\"]", row.0))
+            .await;
         (t.contains("tablet-2") && t.contains("echo")).then_some(())
     })
     .await;

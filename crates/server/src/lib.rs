@@ -49,6 +49,8 @@ pub struct AppState {
     pub pushes: std::sync::Arc<std::collections::HashMap<String, integration_api::PushEndpoint>>,
     /// Where orders created through the FHIR API go, by organisation.
     pub fhir: std::sync::Arc<std::collections::HashMap<String, medrelay_engine::FhirTarget>>,
+    /// The configured channels and integrations, for the dashboard's overview.
+    pub components: std::sync::Arc<Vec<medrelay_engine::Component>>,
     /// The Direct HISP behind `/MessagingAPI`; `None` answers 404 there.
     pub direct: Option<direct_api::DirectState>,
 }

@@ -38,9 +38,20 @@ pub struct FlashQuery {
 
 pub struct ChannelRow {
     name: String,
+    kind: String,
+    source: String,
+    state: String,
     received: u64,
     errored: u64,
     last: String,
+    last_error: String,
+    queues: Vec<QueueRow>,
+}
+
+pub struct QueueRow {
+    key: String,
+    pending: u64,
+    oldest: String,
 }
 
 #[derive(Template)]
@@ -53,7 +64,10 @@ struct Overview {
     devices: usize,
 }
 
-/// The overview's figures, for the page and for its refresh.
+/// The overview's figures, for the page and for its refresh: every
+/// configured channel and integration of the organisation (plus any other
+/// channel that stored messages), its traffic among the newest 1,000
+/// messages, its last error and its queues.
 async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
     let recent = state
         .store
@@ -63,23 +77,83 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
         })
         .await?;
     let mut channels: Vec<ChannelRow> = Vec::new();
+    for c in state.components.iter().filter(|c| c.org == org) {
+        let mut queues = Vec::new();
+        for key in &c.queues {
+            let depth = state.store.queue_depth(key).await?;
+            queues.push(QueueRow {
+                key: key.clone(),
+                pending: depth.pending,
+                oldest: depth.oldest_created_at.map(when).unwrap_or_default(),
+            });
+        }
+        channels.push(ChannelRow {
+            name: c.name.clone(),
+            kind: if c.preset.is_empty() {
+                c.kind.to_string()
+            } else {
+                format!("{} ({})", c.kind, c.preset)
+            },
+            source: c.source.clone(),
+            state: "running".into(),
+            received: 0,
+            errored: 0,
+            last: String::new(),
+            last_error: String::new(),
+            queues,
+        });
+    }
     for m in &recent {
         let row = match channels.iter_mut().position(|c| c.name == m.channel) {
             Some(i) => &mut channels[i],
             None => {
                 channels.push(ChannelRow {
                     name: m.channel.clone(),
+                    kind: "channel".into(),
+                    source: String::new(),
+                    state: "not configured".into(),
                     received: 0,
                     errored: 0,
-                    last: when(m.received_at),
+                    last: String::new(),
+                    last_error: String::new(),
+                    queues: Vec::new(),
                 });
                 let last = channels.len() - 1;
                 &mut channels[last]
             }
         };
         row.received += 1;
+        if row.last.is_empty() {
+            row.last = when(m.received_at);
+        }
         if matches!(m.status, MessageStatus::Errored | MessageStatus::Rejected) {
             row.errored += 1;
+            if row.last_error.is_empty() {
+                row.last_error = format!(
+                    "{}: {}",
+                    when(m.received_at),
+                    m.error.clone().unwrap_or_default()
+                );
+            }
+        }
+    }
+    for row in &mut channels {
+        // The newest message failed, or a queue is stuck for over 5 minutes.
+        let newest_failed = recent
+            .iter()
+            .find(|m| m.channel == row.name)
+            .is_some_and(|m| matches!(m.status, MessageStatus::Errored | MessageStatus::Rejected));
+        let stuck = row
+            .queues
+            .iter()
+            .any(|q| !q.oldest.is_empty() && q.pending > 0)
+            && row.queues.iter().any(|q| {
+                chrono::NaiveDateTime::parse_from_str(&q.oldest, "%Y-%m-%d %H:%M:%S")
+                    .map(|t| super::now() - t.and_utc().timestamp_millis() > 5 * 60 * 1000)
+                    .unwrap_or(false)
+            });
+        if row.state == "running" && (newest_failed || stuck) {
+            row.state = "error".into();
         }
     }
     let groups = state.store.list_groups(org).await?;
@@ -108,7 +182,12 @@ pub async fn overview_figures(
     let f = figures(&state, who.org()).await?;
     Ok(axum::Json(serde_json::json!({
         "channels": f.channels.iter().map(|c| serde_json::json!({
-            "name": c.name, "received": c.received, "errored": c.errored, "last": c.last,
+            "name": c.name, "kind": c.kind, "source": c.source, "state": c.state,
+            "received": c.received, "errored": c.errored, "last": c.last,
+            "last_error": c.last_error,
+            "queues": c.queues.iter().map(|q| serde_json::json!({
+                "key": q.key, "pending": q.pending, "oldest": q.oldest,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "open_appointments": f.open_appointments,
         "devices": f.devices,
@@ -443,7 +522,9 @@ pub async fn move_device(
     let name = f.name.trim();
     if !name.is_empty() {
         if name.len() > 200 {
-            return Err(Page::bad_request("A device name is at most 200 characters."));
+            return Err(Page::bad_request(
+                "A device name is at most 200 characters.",
+            ));
         }
         state.store.rename_device(who.org(), &id, name).await?;
     }
