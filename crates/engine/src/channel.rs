@@ -137,7 +137,18 @@ impl Channel {
         self.store_nack(rec, error, ack, AckCode::AR).await
     }
 
+    /// Runs a stored message through the pipeline again (an operator's
+    /// "reprocess", e.g. after a mapping was fixed): a new message, never
+    /// taken for a retransmission of the original.
+    pub async fn reprocess(&self, raw: Vec<u8>, peer: Option<String>) -> Reply {
+        self.process_with(raw, peer, false).await
+    }
+
     async fn process(&self, raw: Vec<u8>, peer: Option<String>) -> Reply {
+        self.process_with(raw, peer, true).await
+    }
+
+    async fn process_with(&self, raw: Vec<u8>, peer: Option<String>, dedup: bool) -> Reply {
         let received_at = now_ms();
         let msg = match Message::parse(&raw) {
             Ok(msg) => msg,
@@ -253,7 +264,7 @@ impl Channel {
             // An after-destinations ACK is decided later; storing none keeps a
             // retransmission from being answered with a premature AA.
             ack: (!waits).then(|| ack.clone()),
-            dedup_window: self.dedup_window,
+            dedup_window: self.dedup_window.filter(|_| dedup),
             deliveries,
             worklist,
             ..self.record(header, raw, received_at, peer, status)

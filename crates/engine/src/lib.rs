@@ -165,6 +165,7 @@ pub struct Engine {
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
     addrs: HashMap<String, SocketAddr>,
+    pipelines: Arc<HashMap<String, Arc<Channel>>>,
     grace: Duration,
 }
 
@@ -209,6 +210,7 @@ impl Engine {
             listeners: JoinSet::new(),
             workers: JoinSet::new(),
             addrs: HashMap::new(),
+            pipelines: HashMap::new(),
             grace,
         };
         for cfg in channels {
@@ -320,6 +322,7 @@ impl Engine {
             listeners: engine.listeners,
             workers: engine.workers,
             addrs: engine.addrs,
+            pipelines: Arc::new(engine.pipelines),
             grace,
         })
     }
@@ -328,6 +331,12 @@ impl Engine {
     /// HTTP API's `/api/v1/integrations/{name}/appointments`).
     pub fn pushes(&self) -> HashMap<String, Pushed> {
         self.pushes.clone()
+    }
+
+    /// The HL7 pipelines by channel (and integration) name, for reprocessing
+    /// stored messages.
+    pub fn pipelines(&self) -> Arc<HashMap<String, Arc<Channel>>> {
+        self.pipelines.clone()
     }
 
     /// The Direct HISP (for the Messaging API).
@@ -399,6 +408,7 @@ struct Starting {
     listeners: JoinSet<()>,
     workers: JoinSet<()>,
     addrs: HashMap<String, SocketAddr>,
+    pipelines: HashMap<String, Arc<Channel>>,
     grace: Duration,
 }
 
@@ -467,6 +477,7 @@ impl Starting {
         for w in pending_workers {
             self.workers.spawn(w.run(self.shutdown.clone()));
         }
+        self.pipelines.insert(cfg.name.clone(), channel.clone());
         Ok(channel)
     }
 

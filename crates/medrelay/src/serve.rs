@@ -90,6 +90,7 @@ pub async fn run(
         pollers: std::sync::Arc::new(engine.worklist_pollers()),
         fhir: std::sync::Arc::new(engine.fhir_targets()),
         direct: Some(medrelay_server::direct_api::DirectState::new(engine.hisp())),
+        pipelines: engine.pipelines(),
         components: std::sync::Arc::new(medrelay_engine::components(
             &cfg.channels,
             &cfg.integrations,

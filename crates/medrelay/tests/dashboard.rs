@@ -575,6 +575,23 @@ async fn message_found_by_control_id_shows_its_fields() {
     assert!(!title.trim().is_empty(), "PID(1)-5 has no title");
     assert!(value.contains("GARCIA"), "PID(1)-5 = {value:?}");
     b.screenshot(&screenshot_path("messages.png")).await;
+
+    // Processed again: a second message with the same control id, not taken
+    // for a retransmission, and said so.
+    csrf_of(&b, "form#reprocess").await;
+    b.click("form#reprocess button").await;
+    let flash = b.text("#flash").await;
+    assert!(flash.contains("again"), "{flash}");
+    let rows = wait_for("two DASH-4B messages", WAIT, || async {
+        let rows = b.find_all("table#messages tr[data-id]").await;
+        (rows.len() == 2).then_some(rows)
+    })
+    .await;
+    let mut ids = Vec::new();
+    for r in &rows {
+        ids.push(r.attr("data-id").await.unwrap().unwrap_or_default());
+    }
+    assert!(ids.contains(&id), "{ids:?}");
     b.close().await;
 }
 

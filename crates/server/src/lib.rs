@@ -49,6 +49,9 @@ pub struct AppState {
     pub pushes: std::sync::Arc<std::collections::HashMap<String, integration_api::PushEndpoint>>,
     /// Where orders created through the FHIR API go, by organisation.
     pub fhir: std::sync::Arc<std::collections::HashMap<String, medrelay_engine::FhirTarget>>,
+    /// The HL7 pipelines by channel name, for reprocessing stored messages.
+    pub pipelines:
+        std::sync::Arc<std::collections::HashMap<String, std::sync::Arc<medrelay_engine::Channel>>>,
     /// The configured channels and integrations, for the dashboard's overview.
     pub components: std::sync::Arc<Vec<medrelay_engine::Component>>,
     /// The Direct HISP behind `/MessagingAPI`; `None` answers 404 there.

@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/measurements/{id}/resend", post(pages::resend))
         .route("/messages", get(pages::messages))
         .route("/messages/{id}", get(pages::message))
+        .route("/messages/{id}/reprocess", post(pages::reprocess))
         .route("/audit", get(pages::audit))
 }
 

@@ -22,6 +22,9 @@ fn flash(key: Option<&str>) -> Option<String> {
             "queued" => "The result was queued again for every destination.",
             "moved" => "The device was changed.",
             "group" => "The groups were changed.",
+            "reprocessed" => {
+                "The message went through its channel again; the new message is listed here."
+            }
             "removed" => "The device was deleted.",
             _ => return None,
         }
@@ -841,6 +844,8 @@ fn message_row(m: &medrelay_store::StoredMessage) -> MessageRow {
 #[derive(Deserialize, Default)]
 pub struct MessageSearch {
     #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
     control_id: String,
     #[serde(default)]
     identifier: String,
@@ -926,7 +931,7 @@ pub async fn messages(
     let status_text = q.status.clone();
     Ok(render(&Messages {
         user: Some(who.view()),
-        flash: None,
+        flash: flash(q.done.as_deref()),
         statuses: [
             "any",
             "received",
@@ -959,6 +964,9 @@ struct MessagePage {
     fields: Vec<(String, String)>,
     raw: String,
     ack: String,
+    /// An inbound HL7 message of a running pipeline, for an operator.
+    can_reprocess: bool,
+    csrf: String,
 }
 
 /// Message text for reading: segments on their own lines.
@@ -1004,7 +1012,66 @@ pub async fn message(
         fields,
         raw: readable(&m.raw),
         ack: m.ack.as_deref().map(readable).unwrap_or_default(),
+        can_reprocess: who.can_change()
+            && m.direction == Direction::In
+            && state.pipelines.contains_key(&m.channel),
+        csrf: who.0.csrf.clone(),
     }))
+}
+
+/// Sends a stored inbound message through its channel again, as a new
+/// message (a retransmission check would only return the first answer).
+pub async fn reprocess(
+    State(state): State<AppState>,
+    who: Signed,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    who.require_change()?;
+    let m = state
+        .store
+        .get_message(who.org(), id)
+        .await?
+        .ok_or_else(|| Page::not_found(format!("message {id} does not exist")))?;
+    if m.direction != Direction::In {
+        return Err(Page::bad_request(
+            "Only received messages can be processed again.",
+        ));
+    }
+    let channel = state.pipelines.get(&m.channel).ok_or_else(|| {
+        Page::bad_request(format!(
+            "{} has no HL7 pipeline in the running configuration to send it through",
+            m.channel
+        ))
+    })?;
+    let reply = channel
+        .reprocess(
+            m.raw.clone(),
+            Some(format!("reprocessed by {} (message {id})", who.name())),
+        )
+        .await;
+    who.audit(
+        &state,
+        "reprocessed",
+        &format!("message {id}"),
+        Some(&format!(
+            "answer {:?}{}",
+            reply.code,
+            reply
+                .message_id
+                .map(|n| format!(", new message {n}"))
+                .unwrap_or_default()
+        )),
+    )
+    .await;
+    let control = m.control_id.clone().unwrap_or_default();
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("control_id", &control)
+        .append_pair("channel", &m.channel)
+        .append_pair("done", "reprocessed")
+        .finish();
+    Ok(Redirect::to(&format!("/messages?{q}")).into_response())
 }
 
 // ---------------------------------------------------------------- audit

@@ -44,6 +44,7 @@ async fn harness(ttl: Duration, rate: f64, burst: u32) -> Harness {
         fhir: Default::default(),
         direct: None,
         components: Default::default(),
+        pipelines: Default::default(),
     };
     // Two routes that only this test has: what the extractor lets through.
     let probes = Router::new()
