@@ -49,6 +49,7 @@ pub struct Channel {
     pub(crate) done: broadcast::Sender<DeliveryDone>,
     /// Integrations: orders become worklist items.
     worklist: Option<Arc<WorklistStage>>,
+    control: crate::run_state::RunControl,
 }
 
 /// What the caller should send back.
@@ -71,6 +72,7 @@ impl Channel {
         wake: Vec<Arc<tokio::sync::Notify>>,
         done: broadcast::Sender<DeliveryDone>,
         worklist: Option<Arc<WorklistStage>>,
+        control: crate::run_state::RunControl,
     ) -> Result<Self, crate::EngineError> {
         let filter = cfg.filter.as_ref().map(Filter::new).transpose()?;
         let transformer = Transformer::new(&cfg.transform)?;
@@ -91,7 +93,13 @@ impl Channel {
             wake,
             done,
             worklist,
+            control,
         })
+    }
+
+    /// Start, pause or stop this channel (see [`crate::run_state`]).
+    pub fn control(&self) -> &crate::run_state::RunControl {
+        &self.control
     }
 
     pub fn name(&self) -> &str {
@@ -101,6 +109,9 @@ impl Channel {
     /// Processes one message and returns the reply. The message (and its queue
     /// entries) is committed before this returns a positive ACK.
     pub async fn receive(&self, raw: Vec<u8>, peer: Option<String>) -> Reply {
+        if self.control.get() != crate::run_state::RunState::Running {
+            return self.refuse_not_running(&raw);
+        }
         let started = Instant::now();
         self.metrics.received.increment(1);
         let reply = self.process(raw, peer).await;
@@ -450,6 +461,29 @@ impl Channel {
             error: Some(error),
             // The evidence is not kept yet: a file stays where it is for another try.
             retryable: !stored,
+        }
+    }
+
+    /// A paused or stopped channel: AE, nothing stored, so the sender keeps
+    /// the message and sends it again once the channel runs.
+    fn refuse_not_running(&self, raw: &[u8]) -> Reply {
+        let state = self.control.get().as_str();
+        let text = format!(
+            "channel {} is {state}; send the message again later",
+            self.name
+        );
+        let ack = AckBuilder::for_raw(raw)
+            .code(AckCode::AE)
+            .error(internal_error(&text))
+            .timestamp(&hl7_timestamp(now_ms()))
+            .control_id(&self.control_ids.next())
+            .build();
+        Reply {
+            ack,
+            message_id: None,
+            code: AckCode::AE,
+            error: Some(text),
+            retryable: true,
         }
     }
 

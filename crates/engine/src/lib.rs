@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod queue;
 pub mod results;
 pub mod retention;
+pub mod run_state;
 pub mod source;
 pub mod tls;
 pub mod transform;
@@ -419,6 +420,7 @@ impl Starting {
         name: &str,
         dest: &DestinationConfig,
         done: broadcast::Sender<channel::DeliveryDone>,
+        control: run_state::RunControl,
     ) -> Result<(queue::QueueWorker, String, Arc<Notify>), EngineError> {
         let key = queue_key(channel, name);
         let wake = Arc::new(Notify::new());
@@ -432,6 +434,7 @@ impl Starting {
             wake: wake.clone(),
             done,
             metrics: metrics::DestinationMetrics::new(channel, name),
+            control,
         };
         Ok((worker, key, wake))
     }
@@ -443,7 +446,13 @@ impl Starting {
         dest: &DestinationConfig,
     ) -> Result<(String, Arc<Notify>), EngineError> {
         let (done, _) = broadcast::channel(16);
-        let (worker, key, wake) = self.worker(&cfg.name, integration::RESULTS, dest, done)?;
+        let (worker, key, wake) = self.worker(
+            &cfg.name,
+            integration::RESULTS,
+            dest,
+            done,
+            run_state::RunControl::default(),
+        )?;
         self.workers.spawn(worker.run(self.shutdown.clone()));
         Ok((key, wake))
     }
@@ -458,9 +467,11 @@ impl Starting {
         let mut keys = Vec::new();
         let mut wakes = Vec::new();
         let mut pending_workers = Vec::new();
+        let control = run_state::RunControl::default();
         for (i, dest) in cfg.destinations.iter().enumerate() {
             let name = destination_name(dest, i);
-            let (worker, key, wake) = self.worker(&cfg.name, &name, dest, done.clone())?;
+            let (worker, key, wake) =
+                self.worker(&cfg.name, &name, dest, done.clone(), control.clone())?;
             pending_workers.push(worker);
             keys.push(key);
             wakes.push(wake);
@@ -473,6 +484,7 @@ impl Starting {
             wakes,
             done,
             worklist,
+            control,
         )?);
         for w in pending_workers {
             self.workers.spawn(w.run(self.shutdown.clone()));

@@ -35,6 +35,8 @@ pub struct QueueWorker {
     pub wake: Arc<Notify>,
     pub done: broadcast::Sender<DeliveryDone>,
     pub metrics: DestinationMetrics,
+    /// The channel's run state: a stopped channel's deliveries wait.
+    pub control: crate::run_state::RunControl,
 }
 
 impl QueueWorker {
@@ -42,6 +44,14 @@ impl QueueWorker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         info!(destination = %self.key, "queue worker started");
         while !shutdown.is_cancelled() {
+            if self.control.get() == crate::run_state::RunState::Stopped {
+                tokio::select! {
+                    _ = self.control.changed() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
             let batch = match self.store.pending_deliveries(&self.key, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {

@@ -294,6 +294,35 @@ async fn admin_deletes_an_order_and_the_audit_log_names_them() {
             .contains("MLLP")
     );
     b.screenshot(&screenshot_path("overview.png")).await;
+
+    // Paused, the channel answers AE and stores nothing (the sender keeps the
+    // order); started again, the same order goes through.
+    b.click(&format!("{ehr_row} form.run-state button[value=pause]"))
+        .await;
+    b.wait_text(&format!("{ehr_row} td.state"), "paused").await;
+    let mut s = Sender::new(SenderConfig::new(d.mllp.to_string()));
+    let ack = String::from_utf8_lossy(
+        &s.send(&full_orm("DASH-P", "ORD-PAUSED", "NW"))
+            .await
+            .unwrap(),
+    )
+    .into_owned();
+    assert!(
+        ack.contains("MSA|AE|DASH-P") && ack.contains("paused"),
+        "{ack}"
+    );
+    s.close().await;
+    let items = worklist(d.http, &d.device).await;
+    assert!(
+        !items.iter().any(|a| a.to_string().contains("ORD-PAUSED")),
+        "a paused channel took the order"
+    );
+    b.click(&format!("{ehr_row} form.run-state button[value=start]"))
+        .await;
+    b.wait_text(&format!("{ehr_row} td.state"), "running").await;
+    d.send_order("DASH-P", "ORD-PAUSED").await;
+    d.appointment_id("ORD-PAUSED").await;
+
     b.goto(&d.url("/worklist")).await;
     b.find(&row).await;
 

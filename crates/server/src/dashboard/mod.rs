@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::overview))
         .route("/overview/figures", get(pages::overview_figures))
+        .route("/channels/{name}/state", post(pages::set_channel_state))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/dashboard.css", get(stylesheet))

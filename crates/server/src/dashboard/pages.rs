@@ -22,6 +22,7 @@ fn flash(key: Option<&str>) -> Option<String> {
             "queued" => "The result was queued again for every destination.",
             "moved" => "The device was changed.",
             "group" => "The groups were changed.",
+            "state" => "The channel's state was changed.",
             "reprocessed" => {
                 "The message went through its channel again; the new message is listed here."
             }
@@ -44,6 +45,8 @@ pub struct ChannelRow {
     kind: String,
     source: String,
     state: String,
+    /// An HL7 pipeline an operator can start, pause and stop.
+    controllable: bool,
     received: u64,
     errored: u64,
     last: String,
@@ -62,6 +65,8 @@ pub struct QueueRow {
 struct Overview {
     user: Option<UserView>,
     flash: Option<String>,
+    can_change: bool,
+    csrf: String,
     channels: Vec<ChannelRow>,
     open_appointments: u64,
     devices: usize,
@@ -98,7 +103,12 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
                 format!("{} ({})", c.kind, c.preset)
             },
             source: c.source.clone(),
-            state: "running".into(),
+            state: state
+                .pipelines
+                .get(&c.name)
+                .map_or("running", |p| p.control().get().as_str())
+                .into(),
+            controllable: state.pipelines.contains_key(&c.name),
             received: 0,
             errored: 0,
             last: String::new(),
@@ -115,6 +125,7 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
                     kind: "channel".into(),
                     source: String::new(),
                     state: "not configured".into(),
+                    controllable: false,
                     received: 0,
                     errored: 0,
                     last: String::new(),
@@ -164,16 +175,63 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
     Ok(Overview {
         user: None,
         flash: None,
+        can_change: false,
+        csrf: String::new(),
         channels,
         open_appointments: groups.iter().map(|g| g.open_appointments).sum(),
         devices,
     })
 }
 
-pub async fn overview(State(state): State<AppState>, who: Signed) -> Result<Response, Page> {
+pub async fn overview(
+    State(state): State<AppState>,
+    who: Signed,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, Page> {
     let mut page = figures(&state, who.org()).await?;
     page.user = Some(who.view());
+    page.flash = flash(q.done.as_deref());
+    page.can_change = who.can_change();
+    page.csrf = who.0.csrf.clone();
     Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct StateForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    action: String,
+}
+
+/// Start, pause or stop a channel (see `medrelay_engine::run_state`).
+pub async fn set_channel_state(
+    State(state): State<AppState>,
+    who: Signed,
+    Path(name): Path<String>,
+    Form(f): Form<StateForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    who.require_change()?;
+    let component = state
+        .components
+        .iter()
+        .find(|c| c.name == name && c.org == who.org())
+        .ok_or_else(|| Page::not_found(format!("no channel {name}")))?;
+    let pipeline = state
+        .pipelines
+        .get(&component.name)
+        .ok_or_else(|| Page::bad_request(format!("{name} has no HL7 pipeline to start or stop")))?;
+    let target = medrelay_engine::run_state::RunState::parse(&f.action)
+        .ok_or_else(|| Page::bad_request("the action is start, pause or stop"))?;
+    pipeline.control().set(target);
+    who.audit(
+        &state,
+        "set the state of",
+        &format!("channel {name}"),
+        Some(target.as_str()),
+    )
+    .await;
+    Ok(Redirect::to("/?done=state").into_response())
 }
 
 /// `GET /overview/figures`: the same figures as JSON, which the overview
@@ -186,6 +244,7 @@ pub async fn overview_figures(
     Ok(axum::Json(serde_json::json!({
         "channels": f.channels.iter().map(|c| serde_json::json!({
             "name": c.name, "kind": c.kind, "source": c.source, "state": c.state,
+            "controllable": c.controllable,
             "received": c.received, "errored": c.errored, "last": c.last,
             "last_error": c.last_error,
             "queues": c.queues.iter().map(|q| serde_json::json!({
