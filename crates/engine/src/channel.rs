@@ -72,7 +72,6 @@ impl Channel {
         wake: Vec<Arc<tokio::sync::Notify>>,
         done: broadcast::Sender<DeliveryDone>,
         worklist: Option<Arc<WorklistStage>>,
-        control: crate::run_state::RunControl,
     ) -> Result<Self, crate::EngineError> {
         let filter = cfg.filter.as_ref().map(Filter::new).transpose()?;
         let transformer = Transformer::new(&cfg.transform)?;
@@ -93,8 +92,14 @@ impl Channel {
             wake,
             done,
             worklist,
-            control,
+            control: crate::run_state::RunControl::default(),
         })
+    }
+
+    /// Shares `control` with the channel's queue workers.
+    pub(crate) fn with_control(mut self, control: crate::run_state::RunControl) -> Self {
+        self.control = control;
+        self
     }
 
     /// Start, pause or stop this channel (see [`crate::run_state`]).

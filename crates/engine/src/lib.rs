@@ -476,16 +476,18 @@ impl Starting {
             keys.push(key);
             wakes.push(wake);
         }
-        let channel = Arc::new(Channel::new(
-            cfg,
-            self.store.clone(),
-            self.control_ids.clone(),
-            keys,
-            wakes,
-            done,
-            worklist,
-            control,
-        )?);
+        let channel = Arc::new(
+            Channel::new(
+                cfg,
+                self.store.clone(),
+                self.control_ids.clone(),
+                keys,
+                wakes,
+                done,
+                worklist,
+            )?
+            .with_control(control),
+        );
         for w in pending_workers {
             self.workers.spawn(w.run(self.shutdown.clone()));
         }
