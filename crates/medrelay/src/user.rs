@@ -22,6 +22,10 @@ pub enum UserCommand {
         /// characters). Without it a random password is printed once.
         #[arg(long)]
         password_env: Option<String>,
+        /// A user of the whole installation: switches between organisations
+        /// and creates them (instead of belonging to `--org`).
+        #[arg(long)]
+        installation: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -38,6 +42,7 @@ pub async fn run(cmd: UserCommand) -> Result<ExitCode> {
             name,
             role,
             password_env,
+            installation,
             store,
         } => {
             let name = name.trim().to_string();
@@ -64,7 +69,12 @@ pub async fn run(cmd: UserCommand) -> Result<ExitCode> {
             };
             let hash = medrelay_store::oauth::hash_secret(password.clone()).await?;
             let s = store.open()?;
-            let created = s.create_user(&store.org, &name, &role, &hash).await;
+            let org = if installation {
+                "*"
+            } else {
+                store.org.as_str()
+            };
+            let created = s.create_user(org, &name, &role, &hash).await;
             s.close().await.ok();
             let user = created.context("creating the user")?;
             println!("user={}", user.name);

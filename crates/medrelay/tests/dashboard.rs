@@ -748,3 +748,79 @@ async fn five_wrong_passwords_lock_the_account() {
     assert_eq!(path_of(&b.current_url().await), "/login");
     b.close().await;
 }
+
+/// 8. A user of the whole installation creates an organisation with its
+///    admin and switches between organisations; each sees only its own data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installation_user_switches_organisations() {
+    let d = Dash::start(None).await;
+    let out = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "--name",
+            "root",
+            "--role",
+            "admin",
+            "--installation",
+        ])
+        .args(["--password-env", "MEDRELAY_TEST_PASSWORD", "--config"])
+        .arg(&d.cfg)
+        .env("MEDRELAY_TEST_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.send_order("ORG-1", "ORD-ORG-1").await;
+    let id = d.appointment_id("ORD-ORG-1").await;
+    let row = format!("table#appointments tr[data-id=\"{id}\"]");
+
+    let b = Browser::start().await;
+    sign_in(&b, &d, "root", ADMIN_PASSWORD).await;
+    // Until it switches, the installation user looks at `default`.
+    wait_on_page(&b, &d, "/worklist", &row).await;
+    b.click("nav a#nav-orgs").await;
+    b.find("form#add-org").await;
+    assert_eq!(b.text("#current-org").await.trim(), "default");
+    b.fill("form#add-org input[name=org]", "clinic-b").await;
+    b.fill("form#add-org input[name=admin]", "bea").await;
+    b.fill("form#add-org input[name=password]", ADMIN_PASSWORD)
+        .await;
+    b.click("form#add-org button[type=submit]").await;
+    b.find("table#orgs tr[data-org=\"clinic-b\"]").await;
+    b.click("table#orgs tr[data-org=\"clinic-b\"] form.switch button")
+        .await;
+    b.wait_text("#current-org", "clinic-b").await;
+    // clinic-b has no appointments: the default organisation's order is not shown.
+    b.goto(&d.url("/worklist")).await;
+    b.find("table#appointments").await;
+    assert!(
+        b.find_all(&row).await.is_empty(),
+        "clinic-b sees default's order"
+    );
+    // Back to default.
+    b.goto(&d.url("/orgs")).await;
+    b.click("table#orgs tr[data-org=\"default\"] form.switch button")
+        .await;
+    b.wait_text("#current-org", "default").await;
+    b.goto(&d.url("/worklist")).await;
+    b.find(&row).await;
+    b.close().await;
+
+    // clinic-b's own admin sees only clinic-b, and manages no organisations.
+    let b = Browser::start().await;
+    sign_in(&b, &d, "bea", ADMIN_PASSWORD).await;
+    assert!(b.find_all("nav a#nav-orgs").await.is_empty());
+    b.goto(&d.url("/worklist")).await;
+    b.find("table#appointments").await;
+    assert!(
+        b.find_all(&row).await.is_empty(),
+        "bea sees another organisation's order"
+    );
+    b.goto(&d.url("/orgs")).await;
+    b.wait_text("h1", "Forbidden").await;
+    b.close().await;
+}

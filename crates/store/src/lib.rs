@@ -1093,6 +1093,18 @@ impl Store {
 
     /// Deletes a session (logout). An unknown hash is `Ok`: the session is
     /// gone either way.
+    /// Points a session at `org` (a user of the whole installation switching
+    /// organisations). `NotFound` for an unknown session.
+    pub async fn set_session_org(&self, token_hash: &str, org: &str) -> Result<(), StoreError> {
+        dispatch!(self.set_session_org(token_hash, org))
+    }
+
+    /// The organisations this installation knows: those with users, device
+    /// groups or devices.
+    pub async fn list_orgs(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.list_orgs())
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         dispatch!(self.delete_session(token_hash))
     }

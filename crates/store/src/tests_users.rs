@@ -221,8 +221,18 @@ async fn sessions_carry_their_user_and_expire() {
             csrf: "csrf-1".into(),
             created_at: T0,
             expires_at: T0 + HOUR,
+            org: None,
         }
     );
+    // A user of the whole installation points the session at an organisation.
+    store.set_session_org("tok-1", "clinic-b").await.unwrap();
+    let moved = store.session_by_hash("tok-1", T0).await.unwrap().unwrap();
+    assert_eq!(moved.org.as_deref(), Some("clinic-b"));
+    assert!(matches!(
+        store.set_session_org("no-such", "x").await,
+        Err(StoreError::NotFound)
+    ));
+    store.set_session_org("tok-1", "default").await.unwrap();
     // The user is read with the session, so it shows the user's current state.
     store.record_login_success(&u.id, T0 + 5).await.unwrap();
     let s = store

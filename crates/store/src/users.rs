@@ -37,6 +37,9 @@ pub struct Session {
     pub csrf: String,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// The organisation a user of the whole installation (org `*`) is
+    /// looking at; `None` for everyone else.
+    pub org: Option<String>,
 }
 
 /// One line of the audit log.

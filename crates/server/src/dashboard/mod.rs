@@ -25,7 +25,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::hash;
 
-const SESSION_COOKIE: &str = "mr_session";
+pub(crate) const SESSION_COOKIE: &str = "mr_session";
 const LOGIN_COOKIE: &str = "mr_login";
 /// How long a session lasts.
 const SESSION_MS: Millis = 8 * 3600 * 1000;
@@ -62,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/messages/{id}", get(pages::message))
         .route("/messages/{id}/reprocess", post(pages::reprocess))
         .route("/audit", get(pages::audit))
+        .route("/orgs", get(pages::orgs).post(pages::add_org))
+        .route("/orgs/switch", post(pages::switch_org))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -82,7 +84,7 @@ fn random_token() -> Result<String, Page> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -116,7 +118,12 @@ pub struct UserView {
     pub org: String,
     pub csrf: String,
     pub is_admin: bool,
+    /// A user of the whole installation: manages and switches organisations.
+    pub installation: bool,
 }
+
+/// The `org` of a user of the whole installation.
+pub const INSTALLATION: &str = "*";
 
 /// A request with a valid session. Without one, pages redirect to /login.
 pub struct Signed(pub Session);
@@ -127,14 +134,26 @@ impl Signed {
         UserView {
             name: u.name.clone(),
             role: u.role.clone(),
-            org: u.org.clone(),
+            org: self.org().to_string(),
             csrf: self.0.csrf.clone(),
             is_admin: u.role == "admin",
+            installation: self.installation(),
         }
     }
 
+    /// The organisation every read and change of this request is confined
+    /// to: the user's own, or the one a user of the whole installation
+    /// switched to (`default` until then).
     pub fn org(&self) -> &str {
-        &self.0.user.org
+        if self.installation() {
+            self.0.org.as_deref().unwrap_or(medrelay_store::DEFAULT_ORG)
+        } else {
+            &self.0.user.org
+        }
+    }
+
+    pub fn installation(&self) -> bool {
+        self.0.user.org == INSTALLATION
     }
 
     pub fn name(&self) -> &str {

@@ -1180,3 +1180,138 @@ pub async fn audit(
         older,
     }))
 }
+
+// ---------------------------------------------------------------- organisations
+
+#[derive(Template)]
+#[template(path = "orgs.html")]
+struct Orgs {
+    user: Option<UserView>,
+    flash: Option<String>,
+    orgs: Vec<String>,
+    current: String,
+    csrf: String,
+}
+
+fn require_installation(who: &Signed) -> Result<(), Page> {
+    if who.installation() {
+        Ok(())
+    } else {
+        Err(Page::forbidden(
+            "Only users of the whole installation manage organisations.",
+        ))
+    }
+}
+
+pub async fn orgs(
+    State(state): State<AppState>,
+    who: Signed,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, Page> {
+    require_installation(&who)?;
+    let mut orgs = state.store.list_orgs().await?;
+    for c in state.components.iter() {
+        if !orgs.contains(&c.org) {
+            orgs.push(c.org.clone());
+        }
+    }
+    if !orgs.iter().any(|o| o == medrelay_store::DEFAULT_ORG) {
+        orgs.push(medrelay_store::DEFAULT_ORG.into());
+    }
+    orgs.sort();
+    Ok(render(&Orgs {
+        user: Some(who.view()),
+        flash: match q.done.as_deref() {
+            Some("org") => Some("The organisation was created with its first admin.".into()),
+            Some("switched") => Some("Switched.".into()),
+            _ => None,
+        },
+        orgs,
+        current: who.org().to_string(),
+        csrf: who.0.csrf.clone(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct OrgForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    org: String,
+    #[serde(default)]
+    admin: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn switch_org(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    who: Signed,
+    Form(f): Form<OrgForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    require_installation(&who)?;
+    let org = f.org.trim();
+    if !medrelay_engine::config::valid_name(org) {
+        return Err(Page::bad_request(
+            "An organisation is 1-64 characters of a-z, 0-9 and '-'.",
+        ));
+    }
+    let token = super::cookie(&headers, super::SESSION_COOKIE)
+        .ok_or_else(|| Page::forbidden("no session"))?;
+    state
+        .store
+        .set_session_org(&crate::auth::hash(&token), org)
+        .await?;
+    let _ = state
+        .store
+        .audit(
+            org,
+            who.name(),
+            "switched to",
+            &format!("organisation {org}"),
+            None,
+        )
+        .await;
+    Ok(Redirect::to("/orgs?done=switched").into_response())
+}
+
+/// A new organisation with its first admin (who then manages it).
+pub async fn add_org(
+    State(state): State<AppState>,
+    who: Signed,
+    Form(f): Form<OrgForm>,
+) -> Result<Response, Page> {
+    who.check_csrf(f.csrf.as_deref())?;
+    require_installation(&who)?;
+    let org = f.org.trim();
+    if !medrelay_engine::config::valid_name(org) {
+        return Err(Page::bad_request(
+            "An organisation is 1-64 characters of a-z, 0-9 and '-'.",
+        ));
+    }
+    let admin = f.admin.trim();
+    if admin.is_empty() || admin.len() > 100 {
+        return Err(Page::bad_request(
+            "The admin needs a name of 1-100 characters.",
+        ));
+    }
+    if f.password.chars().count() < 12 {
+        return Err(Page::bad_request(
+            "The password must be at least 12 characters.",
+        ));
+    }
+    let hash = medrelay_store::oauth::hash_secret(f.password).await?;
+    state.store.create_user(org, admin, "admin", &hash).await?;
+    let _ = state
+        .store
+        .audit(
+            org,
+            who.name(),
+            "created",
+            &format!("organisation {org} with admin {admin}"),
+            None,
+        )
+        .await;
+    Ok(Redirect::to("/orgs?done=org").into_response())
+}

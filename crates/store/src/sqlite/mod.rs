@@ -50,6 +50,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0004_fhir.sql")),
         M::up(include_str!("../../migrations/0005_direct.sql")),
         M::up(include_str!("../../migrations/0006_dashboard.sql")),
+        M::up(include_str!("../../migrations/0007_session_org.sql")),
     ])
 }
 
@@ -1294,6 +1295,20 @@ impl SqliteBackend {
         let hash = own(token_hash);
         self.read(move |c| users::session_by_hash(c, &hash, now))
             .await
+    }
+
+    pub(crate) async fn set_session_org(
+        &self,
+        token_hash: &str,
+        org: &str,
+    ) -> Result<(), StoreError> {
+        let (hash, org) = (own(token_hash), own(org));
+        self.write(move |c| users::set_session_org(c, &hash, &org))
+            .await
+    }
+
+    pub(crate) async fn list_orgs(&self) -> Result<Vec<String>, StoreError> {
+        self.read(users::list_orgs).await
     }
 
     pub(crate) async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {

@@ -207,7 +207,7 @@ pub(crate) fn session_by_hash(
 ) -> Result<Option<Session>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT s.token_hash, s.csrf, s.created_at, s.expires_at, {USER_COLS} \
+            "SELECT s.token_hash, s.csrf, s.created_at, s.expires_at, s.org, {USER_COLS} \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ?1 AND s.expires_at > ?2"
         ))?
@@ -217,10 +217,39 @@ pub(crate) fn session_by_hash(
                 csrf: row.get(1)?,
                 created_at: row.get(2)?,
                 expires_at: row.get(3)?,
-                user: user_from_row(row, 4)?,
+                org: row.get(4)?,
+                user: user_from_row(row, 5)?,
             })
         })
         .optional()?)
+}
+
+/// The organisation a session looks at (for users of the whole installation).
+pub(crate) fn set_session_org(
+    conn: &Connection,
+    token_hash: &str,
+    org: &str,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE sessions SET org = ?2 WHERE token_hash = ?1")?
+        .execute(params![token_hash, org])?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Every organisation that has users, device groups or devices, sorted
+/// (the installation's `*` left out).
+pub(crate) fn list_orgs(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT org FROM users WHERE org <> '*' \
+         UNION SELECT org FROM device_groups UNION SELECT org FROM devices ORDER BY 1",
+    )?;
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// Logging out twice, or after the session expired and was pruned, is not an
