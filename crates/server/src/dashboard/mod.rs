@@ -176,6 +176,12 @@ impl Signed {
         }
     }
 
+    /// A change through a form: its CSRF token, then the role.
+    pub fn may_change(&self, csrf: Option<&str>) -> Result<(), Page> {
+        self.check_csrf(csrf)?;
+        self.require_change()
+    }
+
     /// The form's `csrf` must be this session's token.
     pub fn check_csrf(&self, given: Option<&str>) -> Result<(), Page> {
         match given {

@@ -210,8 +210,7 @@ pub async fn set_channel_state(
     Path(name): Path<String>,
     Form(f): Form<StateForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let component = state
         .components
         .iter()
@@ -419,8 +418,7 @@ pub async fn delete_appointment(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     state.store.delete_appointment(who.org(), &id).await?;
     who.audit(&state, "deleted", &format!("appointment {id}"), None)
         .await;
@@ -506,8 +504,7 @@ pub async fn add_device(
     who: Signed,
     Form(f): Form<DeviceForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let name = f.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(Page::bad_request(
@@ -549,8 +546,7 @@ pub async fn rotate_token(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let token = generate(TokenKind::Device).map_err(|e| Page::internal(e.to_string()))?;
     state
         .store
@@ -579,8 +575,7 @@ pub async fn move_device(
     Path(id): Path<String>,
     Form(f): Form<DeviceForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let name = f.name.trim();
     if !name.is_empty() {
         if name.len() > 200 {
@@ -634,8 +629,7 @@ pub async fn add_group(
     who: Signed,
     Form(f): Form<GroupForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let name = group_name(&f.name)?;
     state.store.create_group(who.org(), name).await?;
     who.audit(&state, "created", &format!("group {name}"), None)
@@ -650,8 +644,7 @@ pub async fn rename_group(
     Path(group): Path<String>,
     Form(f): Form<GroupForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let name = group_name(&f.name)?;
     state.store.rename_group(who.org(), &group, name).await?;
     who.audit(
@@ -671,8 +664,7 @@ pub async fn delete_group(
     Path(group): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     state.store.delete_group(who.org(), &group).await?;
     who.audit(&state, "deleted", &format!("group {group}"), None)
         .await;
@@ -685,8 +677,7 @@ pub async fn delete_device(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     state.store.delete_device(who.org(), &id).await?;
     who.audit(&state, "deleted", &format!("device {id}"), None)
         .await;
@@ -854,8 +845,7 @@ pub async fn resend(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     state
         .results
         .resend(who.org(), &id)
@@ -1086,8 +1076,7 @@ pub async fn reprocess(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Page> {
-    who.check_csrf(f.csrf.as_deref())?;
-    who.require_change()?;
+    who.may_change(f.csrf.as_deref())?;
     let m = state
         .store
         .get_message(who.org(), id)
