@@ -142,7 +142,7 @@ pub use oauth::{IssuedOAuthToken, NewOAuthClient, OAuthClient, OAuthToken};
 pub use sqlite::SqliteOptions;
 pub use types::{
     DEFAULT_ORG, Delivery, DeliveryState, Direction, InboundOutcome, InboundRecord, MessageQuery,
-    MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics, StoredMessage,
+    MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics, StoredMessage, TrafficBucket,
 };
 pub use users::{AuditEntry, Session, USER_ROLES, User};
 
@@ -335,6 +335,18 @@ impl Store {
     }
 
     /// Number of messages of `org`, optionally in one channel.
+    /// Messages of `org` received or sent since `since`, counted per
+    /// `bucket_ms` window and direction, oldest window first (windows without
+    /// messages are absent). For the dashboard's traffic over time.
+    pub async fn message_traffic(
+        &self,
+        org: &str,
+        since: Millis,
+        bucket_ms: Millis,
+    ) -> Result<Vec<TrafficBucket>, StoreError> {
+        dispatch!(self.message_traffic(org, since, bucket_ms))
+    }
+
     pub async fn count_messages(
         &self,
         org: &str,

@@ -1089,3 +1089,50 @@ async fn an_empty_payload_delivers_the_message_itself() {
         raw
     );
 }
+
+#[tokio::test]
+async fn traffic_is_counted_per_window_and_direction() {
+    let dir = temp();
+    let store = open(&dir);
+    const HOUR: Millis = 3_600_000;
+    let t0 = 1_700_000_000_000 / HOUR * HOUR;
+    for (i, (at, status, direction)) in [
+        (t0 + 10, MessageStatus::Accepted, Direction::In),
+        (t0 + 20, MessageStatus::Rejected, Direction::In),
+        (t0 + 30, MessageStatus::Accepted, Direction::Out),
+        (t0 + HOUR + 5, MessageStatus::Errored, Direction::In),
+        (t0 - HOUR, MessageStatus::Accepted, Direction::In),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .record_inbound(InboundRecord {
+                status,
+                direction,
+                ..rec("traffic", &format!("T{i}"), at)
+            })
+            .await
+            .unwrap();
+    }
+    let b = store.message_traffic(DEFAULT_ORG, t0, HOUR).await.unwrap();
+    let view: Vec<(Millis, bool, u64, u64)> = b
+        .iter()
+        .map(|b| (b.start, b.outbound, b.errored, b.total))
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            (t0, false, 1, 2),
+            (t0, true, 0, 1),
+            (t0 + HOUR, false, 1, 1),
+        ]
+    );
+    assert!(
+        store
+            .message_traffic("other-org", t0, HOUR)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

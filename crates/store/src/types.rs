@@ -372,3 +372,16 @@ impl StoreMetrics {
         }
     }
 }
+
+/// Messages counted in one time window and direction
+/// ([`Store::message_traffic`](crate::Store::message_traffic)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficBucket {
+    /// Start of the window, epoch milliseconds.
+    pub start: Millis,
+    /// `out`: messages medrelay built and sent; else received.
+    pub outbound: bool,
+    /// Errored or rejected.
+    pub errored: u64,
+    pub total: u64,
+}

@@ -67,6 +67,8 @@ struct Overview {
     flash: Option<String>,
     can_change: bool,
     csrf: String,
+    /// The last 24 hours by hour: (hour, in, out, errored), newest first.
+    traffic: Vec<(String, u64, u64, u64)>,
     channels: Vec<ChannelRow>,
     open_appointments: u64,
     devices: usize,
@@ -177,6 +179,7 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
         flash: None,
         can_change: false,
         csrf: String::new(),
+        traffic: Vec::new(),
         channels,
         open_appointments: groups.iter().map(|g| g.open_appointments).sum(),
         devices,
@@ -189,6 +192,7 @@ pub async fn overview(
     Query(q): Query<FlashQuery>,
 ) -> Result<Response, Page> {
     let mut page = figures(&state, who.org()).await?;
+    page.traffic = traffic(&state, who.org()).await?;
     page.user = Some(who.view());
     page.flash = flash(q.done.as_deref());
     page.can_change = who.can_change();
@@ -231,6 +235,39 @@ pub async fn set_channel_state(
     )
     .await;
     Ok(Redirect::to("/?done=state").into_response())
+}
+
+/// Messages in, out and errored per hour over the last 24 hours, newest hour
+/// first (hours without traffic are left out).
+async fn traffic(state: &AppState, org: &str) -> Result<Vec<(String, u64, u64, u64)>, Page> {
+    const HOUR: i64 = 3_600_000;
+    let since = (super::now() - 23 * HOUR) / HOUR * HOUR;
+    let buckets = state.store.message_traffic(org, since, HOUR).await?;
+    let mut rows: Vec<(i64, u64, u64, u64)> = Vec::new();
+    for b in buckets {
+        let row = match rows.iter_mut().find(|r| r.0 == b.start) {
+            Some(r) => r,
+            None => {
+                rows.push((b.start, 0, 0, 0));
+                let last = rows.len() - 1;
+                &mut rows[last]
+            }
+        };
+        if b.outbound {
+            row.2 += b.total;
+        } else {
+            row.1 += b.total;
+        }
+        row.3 += b.errored;
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(rows
+        .into_iter()
+        .map(|(start, i, o, e)| {
+            let hour = when(start);
+            (hour.get(..16).unwrap_or(&hour).to_string(), i, o, e)
+        })
+        .collect())
 }
 
 /// `GET /overview/figures`: the same figures as JSON, which the overview

@@ -445,6 +445,17 @@ impl SqliteBackend {
         self.read(move |conn| sql::find_messages(conn, &q)).await
     }
 
+    pub(crate) async fn message_traffic(
+        &self,
+        org: &str,
+        since: Millis,
+        bucket_ms: Millis,
+    ) -> Result<Vec<crate::types::TrafficBucket>, StoreError> {
+        let org = org.to_owned();
+        self.read(move |conn| sql::message_traffic(conn, &org, since, bucket_ms))
+            .await
+    }
+
     pub(crate) async fn count_messages(
         &self,
         org: &str,

@@ -465,6 +465,35 @@ pub(crate) fn find_messages(
     result
 }
 
+/// Messages of `org` since `since`, counted per `bucket_ms` window and
+/// direction: (window start, direction, errored or rejected, all).
+pub(crate) fn message_traffic(
+    conn: &Connection,
+    org: &str,
+    since: Millis,
+    bucket_ms: Millis,
+) -> Result<Vec<crate::types::TrafficBucket>, StoreError> {
+    let bucket = bucket_ms.max(1);
+    let mut stmt = conn.prepare_cached(
+        "SELECT (received_at / ?3) * ?3 AS b, direction, \
+                SUM(status IN ('errored', 'rejected')), COUNT(*) \
+         FROM messages WHERE org = ?1 AND received_at >= ?2 \
+         GROUP BY b, direction ORDER BY b",
+    )?;
+    let rows = stmt
+        .query_map(params![org, since, bucket], |row| {
+            let direction: String = row.get(1)?;
+            Ok(crate::types::TrafficBucket {
+                start: row.get(0)?,
+                outbound: direction == "out",
+                errored: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                total: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 pub(crate) fn count_messages(
     conn: &Connection,
     org: &str,
