@@ -260,7 +260,7 @@ async fn traffic(state: &AppState, org: &str) -> Result<Vec<(String, u64, u64, u
         }
         row.3 += b.errored;
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows
         .into_iter()
         .map(|(start, i, o, e)| {
