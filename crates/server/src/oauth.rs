@@ -577,7 +577,8 @@ async fn issue(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
     Ok(resp)
 }
 
-/// Deletes expired access tokens every `every` until `shutdown` resolves
+/// Deletes expired access tokens and dashboard sessions every `every` until
+/// `shutdown` resolves
 /// (`medrelay serve` runs it beside the server).
 pub async fn prune_expired_tokens(
     store: medrelay_store::Store,
@@ -586,13 +587,17 @@ pub async fn prune_expired_tokens(
 ) {
     tokio::pin!(shutdown);
     loop {
-        match store
-            .prune_oauth_tokens(medrelay_engine::clock::now_ms())
-            .await
-        {
+        let now = medrelay_engine::clock::now_ms();
+        match store.prune_oauth_tokens(now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "oauth: pruned expired access tokens"),
             Err(e) => tracing::warn!(error = %e, "oauth: pruning expired access tokens failed"),
+        }
+        // The dashboard's expired sessions go the same way.
+        match store.prune_sessions(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "dashboard: pruned expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "dashboard: pruning expired sessions failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
