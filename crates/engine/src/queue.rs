@@ -80,7 +80,10 @@ impl QueueWorker {
                         break;
                     }
                 }
-                if shutdown.is_cancelled() {
+                // Stopped while waiting: the entry stays queued.
+                if shutdown.is_cancelled()
+                    || self.control.get() == crate::run_state::RunState::Stopped
+                {
                     break;
                 }
                 if !self.attempt(&d).await {

@@ -701,3 +701,49 @@ async fn http_poll_source_forwards_to_mllp_once() {
     h.stop().await;
     ehr.stop().await;
 }
+
+#[tokio::test]
+async fn paused_and_stopped_channels_refuse_with_ae_and_stopped_holds_the_queue() {
+    use medrelay_engine::run_state::RunState;
+    let addr = medrelay_testkit::free_port();
+    let mut ch = channel("ctl");
+    ch.destinations = vec![mllp_destination("ehr", addr)];
+    let h = Harness::start(vec![ch]).await;
+    let mut s = h.sender("ctl");
+    // Accepted while running; the EHR is down, so it waits in the queue.
+    assert_eq!(
+        read_ack(&s.send(&orm_o01("CTL1")).await.unwrap()).code,
+        AckCode::AA
+    );
+    let control = h.engine.pipelines()["ctl"].control().clone();
+
+    // Paused: AE naming the state, nothing stored, the sender keeps it.
+    control.set(RunState::Paused);
+    let ack = read_ack(&s.send(&orm_o01("CTL2")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AE);
+    assert_eq!(ack.acked, "CTL2");
+    assert!(ack.raw.contains("paused"), "{}", ack.raw);
+    assert!(h.messages(Some("CTL2")).await.is_empty());
+
+    // Stopped: refused the same way, and the queue holds its delivery even
+    // once the EHR is back (watched for a second: an absence, not a wait).
+    control.set(RunState::Stopped);
+    let ack = read_ack(&s.send(&orm_o01("CTL3")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AE);
+    assert!(ack.raw.contains("stopped"), "{}", ack.raw);
+    let ehr = TestEhr::start_on(addr, EhrMode::Accept).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(ehr.messages().is_empty(), "a stopped channel delivered");
+
+    // Started: the held message goes out, and new ones are taken again.
+    control.set(RunState::Running);
+    ehr.wait_for_count(1, WAIT).await;
+    assert_eq!(
+        read_ack(&s.send(&orm_o01("CTL2")).await.unwrap()).code,
+        AckCode::AA
+    );
+    let got = ehr.wait_for_count(2, WAIT).await;
+    assert_eq!(got.len(), 2);
+    s.close().await;
+    h.stop().await;
+}
