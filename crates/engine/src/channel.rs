@@ -477,38 +477,35 @@ impl Channel {
             "channel {} is {state}; send the message again later",
             self.name
         );
-        let ack = AckBuilder::for_raw(raw)
-            .code(AckCode::AE)
-            .error(internal_error(&text))
-            .timestamp(&hl7_timestamp(now_ms()))
-            .control_id(&self.control_ids.next())
-            .build();
-        Reply {
-            ack,
-            message_id: None,
-            code: AckCode::AE,
-            error: Some(text),
-            retryable: true,
-        }
+        self.retry_later(raw, &text, text.clone(), now_ms())
     }
 
     /// The store refused the message: answer AE so the sender keeps it and retries.
     /// Nothing was acknowledged, so nothing is lost.
     fn store_failed(&self, e: &medrelay_store::StoreError, received_at: i64) -> Reply {
         warn!(channel = %self.name, error = %e, "store failed; answering AE so the sender retries");
-        let ack = AckBuilder::for_raw(b"")
+        self.retry_later(
+            b"",
+            "the message could not be stored; please retry",
+            format!("the message could not be stored: {e}"),
+            received_at,
+        )
+    }
+
+    /// AE with `ack_text`, nothing stored: the sender keeps the message and
+    /// sends it again.
+    fn retry_later(&self, raw: &[u8], ack_text: &str, error: String, at: i64) -> Reply {
+        let ack = AckBuilder::for_raw(raw)
             .code(AckCode::AE)
-            .error(internal_error(
-                "the message could not be stored; please retry",
-            ))
-            .timestamp(&hl7_timestamp(received_at))
+            .error(internal_error(ack_text))
+            .timestamp(&hl7_timestamp(at))
             .control_id(&self.control_ids.next())
             .build();
         Reply {
             ack,
             message_id: None,
             code: AckCode::AE,
-            error: Some(format!("the message could not be stored: {e}")),
+            error: Some(error),
             retryable: true,
         }
     }
