@@ -99,7 +99,7 @@ fn first_diagnostics(o: &OperationOutcome) -> String {
 /// Validates `value` as a resource of type `expected` (`Patient`, `ServiceRequest`,
 /// `Appointment`, `ImagingStudy`; other types get only the resourceType and id checks).
 pub fn validate(expected: &str, value: &Value) -> Vec<Issue> {
-    match expected {
+    let mut issues = match expected {
         "Patient" => validate_patient(value),
         "ServiceRequest" => validate_service_request(value),
         "Appointment" => validate_appointment(value),
@@ -109,6 +109,36 @@ pub fn validate(expected: &str, value: &Value) -> Vec<Issue> {
             v.header(expected, value);
             v.issues
         }
+    };
+    oversized_strings(value, expected, &mut issues);
+    issues
+}
+
+/// FHIR strings "SHALL NOT exceed 1MB in size" (R4 datatypes, string).
+pub const MAX_STRING_BYTES: usize = 1024 * 1024;
+
+/// An issue for every string longer than [`MAX_STRING_BYTES`], with its path.
+fn oversized_strings(value: &Value, path: &str, issues: &mut Vec<Issue>) {
+    match value {
+        Value::String(s) if s.len() > MAX_STRING_BYTES => issues.push(Issue::error(
+            "too-long",
+            path,
+            format!(
+                "a string of {} bytes; FHIR strings are at most 1 MB",
+                s.len()
+            ),
+        )),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                oversized_strings(item, &format!("{path}[{i}]"), issues);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                oversized_strings(v, &format!("{path}.{k}"), issues);
+            }
+        }
+        _ => {}
     }
 }
 

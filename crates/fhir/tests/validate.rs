@@ -432,3 +432,18 @@ fn dicom_uids() {
         assert!(!is_dicom_uid(bad), "{bad}");
     }
 }
+
+#[test]
+fn strings_over_one_megabyte_are_refused_with_their_path() {
+    let big = "x".repeat(medrelay_fhir::validate::MAX_STRING_BYTES + 1);
+    let v = serde_json::json!({"resourceType": "Patient", "name": [{"family": big}]});
+    let issues = medrelay_fhir::validate::validate("Patient", &v);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.code == "too-long" && i.expression == ["Patient.name[0].family"]),
+        "{issues:?}"
+    );
+    let ok = serde_json::json!({"resourceType": "Patient", "name": [{"family": "x".repeat(1000)}]});
+    assert!(medrelay_fhir::validate::validate("Patient", &ok).is_empty());
+}

@@ -835,6 +835,14 @@ async fn patients_page_version_and_search() {
     let deep = json!({"resourceType": "Patient", "name": [{"family": {"a": [[[[1]]]]}}]});
     let r = c.post("/fhir/R4/Patient", &deep).await;
     assert_eq!(r.status, 422, "{}", r.raw);
+    let huge = json!({"resourceType": "Patient", "name": [{"family": "x".repeat(3 << 20)}]});
+    let r = c.post("/fhir/R4/Patient", &huge).await;
+    assert_eq!(r.status, 422, "FHIR strings are at most 1 MB");
+    assert!(
+        r.raw.contains("Patient.name[0].family"),
+        "{}",
+        &r.raw[..r.raw.len().min(500)]
+    );
     assert_eq!(
         c.get("/fhir/R4/Patient?_summary=count").await.body["total"],
         250
