@@ -141,8 +141,9 @@ pub use fhir::{
 pub use oauth::{IssuedOAuthToken, NewOAuthClient, OAuthClient, OAuthToken};
 pub use sqlite::SqliteOptions;
 pub use types::{
-    DEFAULT_ORG, Delivery, DeliveryState, Direction, InboundOutcome, InboundRecord, MessageQuery,
-    MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics, StoredMessage, TrafficBucket,
+    ChannelActivity, DEFAULT_ORG, Delivery, DeliveryState, Direction, InboundOutcome,
+    InboundRecord, MessageQuery, MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics,
+    StoredMessage, TrafficBucket,
 };
 pub use users::{AuditEntry, Session, USER_ROLES, User};
 
@@ -335,6 +336,17 @@ impl Store {
     }
 
     /// Number of messages of `org`, optionally in one channel.
+    /// Per channel, among the newest `recent` messages of `org`: counts, the
+    /// newest time, whether the newest failed and the newest error (for the
+    /// dashboard's overview; no message body is read).
+    pub async fn channel_activity(
+        &self,
+        org: &str,
+        recent: usize,
+    ) -> Result<Vec<ChannelActivity>, StoreError> {
+        dispatch!(self.channel_activity(org, recent))
+    }
+
     /// Messages of `org` received or sent since `since`, counted per
     /// `bucket_ms` window and direction, oldest window first (windows without
     /// messages are absent). For the dashboard's traffic over time.

@@ -1136,3 +1136,45 @@ async fn traffic_is_counted_per_window_and_direction() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn channel_activity_counts_the_newest_messages_per_channel() {
+    let dir = temp();
+    let store = open(&dir);
+    for (i, (channel, status, error)) in [
+        ("a", MessageStatus::Accepted, None),
+        ("a", MessageStatus::Rejected, Some("bad PID")),
+        ("b", MessageStatus::Accepted, None),
+        ("a", MessageStatus::Accepted, None),
+        ("b", MessageStatus::Errored, Some("no route")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = 1_000 + i as Millis;
+        store
+            .record_inbound(InboundRecord {
+                status,
+                error: error.map(str::to_string),
+                ..rec(channel, &format!("A{i}"), at)
+            })
+            .await
+            .unwrap();
+    }
+    let all = store.channel_activity(DEFAULT_ORG, 100).await.unwrap();
+    let b = all.iter().find(|c| c.channel == "b").unwrap();
+    assert_eq!(
+        (b.received, b.errored, b.last_at, b.newest_failed),
+        (2, 1, 1_004, true)
+    );
+    assert_eq!(b.last_error, Some((1_004, "no route".to_string())));
+    let a = all.iter().find(|c| c.channel == "a").unwrap();
+    assert_eq!(
+        (a.received, a.errored, a.last_at, a.newest_failed),
+        (3, 1, 1_003, false)
+    );
+    assert_eq!(a.last_error, Some((1_001, "bad PID".to_string())));
+    // Only the newest two messages: b's error and a's last success.
+    let newest = store.channel_activity(DEFAULT_ORG, 2).await.unwrap();
+    assert_eq!(newest.iter().map(|c| c.received).sum::<u64>(), 2);
+}

@@ -385,3 +385,18 @@ pub struct TrafficBucket {
     pub errored: u64,
     pub total: u64,
 }
+
+/// A channel's recent traffic ([`Store::channel_activity`](crate::Store::channel_activity)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelActivity {
+    pub channel: String,
+    pub received: u64,
+    /// Errored or rejected.
+    pub errored: u64,
+    /// The newest message's time.
+    pub last_at: Millis,
+    /// The newest message was errored or rejected.
+    pub newest_failed: bool,
+    /// The newest failure: its time and error text.
+    pub last_error: Option<(Millis, String)>,
+}

@@ -58,6 +58,7 @@ pub struct QueueRow {
     key: String,
     pending: u64,
     oldest: String,
+    oldest_at: Option<i64>,
 }
 
 #[derive(Template)]
@@ -79,13 +80,7 @@ struct Overview {
 /// channel that stored messages), its traffic among the newest 1,000
 /// messages, its last error and its queues.
 async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
-    let recent = state
-        .store
-        .find_messages(MessageQuery {
-            limit: 1000,
-            ..MessageQuery::new(org.to_string())
-        })
-        .await?;
+    let activity = state.store.channel_activity(org, 1000).await?;
     let mut channels: Vec<ChannelRow> = Vec::new();
     for c in state.components.iter().filter(|c| c.org == org) {
         let mut queues = Vec::new();
@@ -95,6 +90,7 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
                 key: key.clone(),
                 pending: depth.pending,
                 oldest: depth.oldest_created_at.map(when).unwrap_or_default(),
+                oldest_at: depth.oldest_created_at,
             });
         }
         channels.push(ChannelRow {
@@ -118,12 +114,12 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
             queues,
         });
     }
-    for m in &recent {
-        let row = match channels.iter_mut().position(|c| c.name == m.channel) {
+    for a in &activity {
+        let row = match channels.iter_mut().position(|c| c.name == a.channel) {
             Some(i) => &mut channels[i],
             None => {
                 channels.push(ChannelRow {
-                    name: m.channel.clone(),
+                    name: a.channel.clone(),
                     kind: "channel".into(),
                     source: String::new(),
                     state: "not configured".into(),
@@ -138,37 +134,24 @@ async fn figures(state: &AppState, org: &str) -> Result<Overview, Page> {
                 &mut channels[last]
             }
         };
-        row.received += 1;
-        if row.last.is_empty() {
-            row.last = when(m.received_at);
+        row.received = a.received;
+        row.errored = a.errored;
+        row.last = when(a.last_at);
+        if let Some((at, error)) = &a.last_error {
+            row.last_error = format!("{}: {error}", when(*at));
         }
-        if matches!(m.status, MessageStatus::Errored | MessageStatus::Rejected) {
-            row.errored += 1;
-            if row.last_error.is_empty() {
-                row.last_error = format!(
-                    "{}: {}",
-                    when(m.received_at),
-                    m.error.clone().unwrap_or_default()
-                );
-            }
+        if row.state == "running" && a.newest_failed {
+            row.state = "error".into();
         }
     }
+    let now = super::now();
     for row in &mut channels {
-        // The newest message failed, or a queue is stuck for over 5 minutes.
-        let newest_failed = recent
-            .iter()
-            .find(|m| m.channel == row.name)
-            .is_some_and(|m| matches!(m.status, MessageStatus::Errored | MessageStatus::Rejected));
+        // A queue whose oldest entry has waited over 5 minutes is stuck.
         let stuck = row
             .queues
             .iter()
-            .any(|q| !q.oldest.is_empty() && q.pending > 0)
-            && row.queues.iter().any(|q| {
-                chrono::NaiveDateTime::parse_from_str(&q.oldest, "%Y-%m-%d %H:%M:%S")
-                    .map(|t| super::now() - t.and_utc().timestamp_millis() > 5 * 60 * 1000)
-                    .unwrap_or(false)
-            });
-        if row.state == "running" && (newest_failed || stuck) {
+            .any(|q| q.pending > 0 && q.oldest_at.is_some_and(|t| now - t > 5 * 60 * 1000));
+        if row.state == "running" && stuck {
             row.state = "error".into();
         }
     }

@@ -445,6 +445,16 @@ impl SqliteBackend {
         self.read(move |conn| sql::find_messages(conn, &q)).await
     }
 
+    pub(crate) async fn channel_activity(
+        &self,
+        org: &str,
+        recent: usize,
+    ) -> Result<Vec<crate::types::ChannelActivity>, StoreError> {
+        let org = org.to_owned();
+        self.read(move |conn| sql::channel_activity(conn, &org, recent))
+            .await
+    }
+
     pub(crate) async fn message_traffic(
         &self,
         org: &str,

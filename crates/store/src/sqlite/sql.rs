@@ -465,6 +465,53 @@ pub(crate) fn find_messages(
     result
 }
 
+/// Per channel, among the newest `recent` messages of `org`: how many, how
+/// many errored or rejected, the newest time, whether the newest failed, and
+/// the newest error. Reads no message bodies.
+pub(crate) fn channel_activity(
+    conn: &Connection,
+    org: &str,
+    recent: usize,
+) -> Result<Vec<crate::types::ChannelActivity>, StoreError> {
+    let limit = i64::try_from(recent).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel, received_at, status IN ('errored', 'rejected'), error \
+         FROM messages WHERE org = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let mut out: Vec<crate::types::ChannelActivity> = Vec::new();
+    let mut rows = stmt.query(params![org, limit])?;
+    while let Some(row) = rows.next()? {
+        let channel: String = row.get(0)?;
+        let at: Millis = row.get(1)?;
+        let failed: bool = row.get(2)?;
+        let error: Option<String> = row.get(3)?;
+        let entry = match out.iter().position(|a| a.channel == channel) {
+            Some(i) => &mut out[i],
+            None => {
+                // Newest first: the first row seen is the channel's newest.
+                out.push(crate::types::ChannelActivity {
+                    channel,
+                    received: 0,
+                    errored: 0,
+                    last_at: at,
+                    newest_failed: failed,
+                    last_error: None,
+                });
+                let last = out.len() - 1;
+                &mut out[last]
+            }
+        };
+        entry.received += 1;
+        if failed {
+            entry.errored += 1;
+            if entry.last_error.is_none() {
+                entry.last_error = Some((at, error.unwrap_or_default()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Messages of `org` since `since`, counted per `bucket_ms` window and
 /// direction: (window start, direction, errored or rejected, all).
 pub(crate) fn message_traffic(
