@@ -477,6 +477,28 @@ async fn hl7_orders_and_fhir_orders_are_one_worklist() {
     assert_eq!(hr["valueQuantity"]["value"], 72);
     assert_eq!(hr["valueQuantity"]["system"], "http://unitsofmeasure.org");
     valid.add(&obs);
+    // A page of one: the walk stops after the page (plus one to know there is
+    // more), so there is a next link and no guessed total.
+    let first = c
+        .get(&format!("/fhir/R4/Observation?patient={pid}&_count=1"))
+        .await;
+    assert_eq!(entries(&first.body, "match").len(), 1, "{}", first.raw);
+    assert!(first.body.get("total").is_none(), "{}", first.raw);
+    let second = c
+        .get(&link(&first.body, "next").expect("a next page"))
+        .await;
+    assert_eq!(entries(&second.body, "match").len(), 1, "{}", second.raw);
+    assert_ne!(
+        entries(&first.body, "match")[0]["id"],
+        entries(&second.body, "match")[0]["id"]
+    );
+    valid.add(&first);
+    let counted = c
+        .get(&format!(
+            "/fhir/R4/Observation?patient={pid}&_summary=count"
+        ))
+        .await;
+    assert_eq!(counted.body["total"], 2, "{}", counted.raw);
     let one = c
         .get(&format!(
             "/fhir/R4/Observation/{}",

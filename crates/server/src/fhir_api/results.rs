@@ -322,17 +322,30 @@ pub async fn search_observations(
         .filter(|p| p.name == "_id")
         .flat_map(|p| p.values.iter().cloned())
         .collect();
+    // Walk only as far as this page needs (one more match tells whether a
+    // next page exists), unless the client asked for the count: then the
+    // whole walk gives the exact total. A partial walk reports no total.
+    let wanted = if q.summary_count {
+        usize::MAX
+    } else {
+        q.offset.saturating_add(q.limit()).saturating_add(1)
+    };
     let mut all = Vec::new();
+    let mut complete = true;
     if let Some((mut s, codes)) = measurement_search(bearer.org(), &q, OBSERVATION)? {
         const BATCH: usize = 200;
         s.offset = 0;
         s.limit = BATCH;
-        loop {
+        'walk: loop {
             let (rows, _) = state.store.search_measurements(s.clone()).await?;
             for (m, patient_id) in &rows {
                 for (id, o) in observations(m, patient_id)? {
                     if (ids.is_empty() || ids.contains(&id)) && matches_codes(&o, &codes) {
                         all.push((format!("{OBSERVATION}/{id}"), o));
+                        if all.len() >= wanted {
+                            complete = false;
+                            break 'walk;
+                        }
                     }
                 }
             }
@@ -342,9 +355,13 @@ pub async fn search_observations(
             s.offset += BATCH;
         }
     }
-    let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
+    let found = u64::try_from(all.len()).unwrap_or(u64::MAX);
     let matches: Vec<(String, Value)> = all.into_iter().skip(q.offset).take(q.limit()).collect();
-    let bundle = search::bundle(&base_url(&headers), &q, total, matches, Vec::new());
+    let mut bundle = search::bundle(&base_url(&headers), &q, found, matches, Vec::new());
+    if !complete && let Some(b) = bundle.as_object_mut() {
+        // `total` is optional in a searchset; a guess would mislead.
+        b.remove("total");
+    }
     Ok(fhir_json(StatusCode::OK, &bundle))
 }
 
