@@ -428,6 +428,18 @@ impl Hisp {
         let req: SendRequest = serde_json::from_slice(&m.body)
             .map_err(|e| DirectError::Internal(format!("stored message unreadable: {e}")))?;
         let notify = self.notify_of(&m).await?;
+        // The upstream HISP's final word after the window, for a recipient
+        // still waiting on it, does not count as delivery in time: FAILED-TO.
+        // (A read receipt for one already delivered may come any time.)
+        let late = now_ms() >= m.deadline_at && Status::parse(&r.status) == Some(Status::SmtpInit);
+        let (status, reason) = if late {
+            (
+                Status::FailedTo,
+                Some("the final disposition arrived after the delivery window"),
+            )
+        } else {
+            (status, reason)
+        };
         self.finish(m.id, &recipient, status, reason, notify.as_ref(), &req)
             .await?;
         self.wake.notify_one();
