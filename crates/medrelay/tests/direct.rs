@@ -108,6 +108,13 @@ fn run(cfg: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `medrelay direct address add --address ADDRESS ARGS…`.
+fn address(cfg: &Path, address: &str, args: &[&str]) {
+    let mut all = vec!["direct", "address", "add", "--address", address];
+    all.extend_from_slice(args);
+    run(cfg, &all);
+}
+
 /// Registers an edge and returns its Basic credentials header.
 fn edge_add(cfg: &Path, name: &str) -> String {
     let out = run(cfg, &["direct", "edge", "add", "--name", name]);
@@ -227,14 +234,10 @@ async fn raw_and_xdm_delivery_with_notifications() {
     )
     .await;
     let auth = edge_add(&cfg, "ehr-a");
-    run(
+    address(
         &cfg,
+        "john@clinic-a.example",
         &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "john@clinic-a.example",
             "--edge",
             "ehr-a",
             "--notify",
@@ -245,14 +248,10 @@ async fn raw_and_xdm_delivery_with_notifications() {
             "n-secret",
         ],
     );
-    run(
+    address(
         &cfg,
+        "smith@clinic-b.example",
         &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "smith@clinic-b.example",
             "--endpoint",
             &url_b,
             "--endpoint-user",
@@ -261,18 +260,7 @@ async fn raw_and_xdm_delivery_with_notifications() {
             "b-secret",
         ],
     );
-    run(
-        &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "jones@clinic-c.example",
-            "--endpoint",
-            &url_c,
-        ],
-    );
+    address(&cfg, "jones@clinic-c.example", &["--endpoint", &url_c]);
 
     // One recipient, raw attachments, asmEnabled: processed then dispatched.
     let body = send_body(
@@ -465,14 +453,10 @@ async fn raw_and_xdm_delivery_with_notifications() {
 
     // A read receipt from clinic B: DISPLAYED, told to the sender; DISPLAYED is final.
     let auth_b = edge_add(&cfg, "ehr-b");
-    run(
+    address(
         &cfg,
+        "smith@clinic-b.example",
         &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "smith@clinic-b.example",
             "--edge",
             "ehr-b",
             "--endpoint",
@@ -570,44 +554,13 @@ async fn retries_until_200_and_fails_after_the_window() {
     )
     .await;
     let auth = edge_add(&cfg, "ehr-a");
-    run(
+    address(
         &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "john@clinic-a.example",
-            "--edge",
-            "ehr-a",
-            "--notify",
-            &notify_url,
-        ],
+        "john@clinic-a.example",
+        &["--edge", "ehr-a", "--notify", &notify_url],
     );
-    run(
-        &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "flaky@clinic-b.example",
-            "--endpoint",
-            &flaky_url,
-        ],
-    );
-    run(
-        &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "down@clinic-c.example",
-            "--endpoint",
-            &down_url,
-        ],
-    );
+    address(&cfg, "flaky@clinic-b.example", &["--endpoint", &flaky_url]);
+    address(&cfg, "down@clinic-c.example", &["--endpoint", &down_url]);
 
     let body = send_body(
         "msg-retry",
@@ -686,30 +639,8 @@ async fn every_error_code_of_the_seed() {
     let (_server, addr, cfg) = start(dir.path(), "[direct]\nrate_per_second = 1\nburst = 30").await;
     let auth = edge_add(&cfg, "ehr-a");
     let other = edge_add(&cfg, "ehr-x");
-    run(
-        &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "john@clinic-a.example",
-            "--edge",
-            "ehr-a",
-        ],
-    );
-    run(
-        &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "smith@clinic-b.example",
-            "--endpoint",
-            &url,
-        ],
-    );
+    address(&cfg, "john@clinic-a.example", &["--edge", "ehr-a"]);
+    address(&cfg, "smith@clinic-b.example", &["--endpoint", &url]);
     let send = |auth: Option<String>, body: Value| async move {
         call(
             addr,
@@ -880,27 +811,11 @@ async fn a_measurement_goes_out_by_direct() {
         ),
     )
     .await;
-    run(
+    address(&cfg, "cardio@medrelay.example", &[]);
+    address(
         &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "cardio@medrelay.example",
-        ],
-    );
-    run(
-        &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "dr.lee@practice.example",
-            "--endpoint",
-            &practice_url,
-        ],
+        "dr.lee@practice.example",
+        &["--endpoint", &practice_url],
     );
     let device = device_add_in(&cfg, "tablet", "cardio", "default");
 
@@ -975,19 +890,10 @@ async fn other_domains_go_through_the_upstream_hisp() {
     .await;
     let auth = edge_add(&cfg, "ehr-a");
     let upstream_auth = edge_add(&cfg, "upstream-hisp");
-    run(
+    address(
         &cfg,
-        &[
-            "direct",
-            "address",
-            "add",
-            "--address",
-            "john@clinic-a.example",
-            "--edge",
-            "ehr-a",
-            "--notify",
-            &notify_url,
-        ],
+        "john@clinic-a.example",
+        &["--edge", "ehr-a", "--notify", &notify_url],
     );
 
     // Two remote recipients: one send_ccda upstream for both, then SMTPINIT.
