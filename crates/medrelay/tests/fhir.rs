@@ -685,6 +685,40 @@ async fn patients_page_version_and_search() {
     assert_eq!(count("name=given12").await, 11); // Given12, Given120..129
     assert_eq!(count("gender=female").await, 84);
     assert_eq!(count("family=smith&gender=female").await, 42);
+    // Strings match regardless of case and accents; :exact and :contains.
+    assert_eq!(count("family=muller").await, 125);
+    assert_eq!(count("family=M%C3%9CLL").await, 125); // MÜLL
+    assert_eq!(count("family:exact=M%C3%BCller").await, 125); // Müller
+    assert_eq!(count("family:exact=Muller").await, 0);
+    assert_eq!(count("family:exact=M%C3%BCll").await, 0);
+    assert_eq!(count("name:contains=ULLE").await, 125);
+    assert_eq!(count("given:contains=en12").await, 11);
+    // The modifier stays on the paging links.
+    let first = c
+        .get("/fhir/R4/Patient?family:exact=M%C3%BCller&_count=100")
+        .await;
+    let next = link(&first.body, "next").expect("a next page");
+    let second = c.get(&path_of(&next)).await;
+    assert_eq!(second.status, 200, "{}", second.raw);
+    let families: Vec<&str> = entries(&second.body, "match")
+        .iter()
+        .map(|p| p["name"][0]["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families.len(), 25, "{}", second.raw);
+    assert!(families.iter().all(|f| *f == "Müller"), "{families:?}");
+    // Modifiers the server does not apply: refused when strict.
+    for q in ["family:missing=true", "gender:exact=female", "family:text=x"] {
+        let r = c
+            .call(
+                "GET",
+                &format!("/fhir/R4/Patient?{q}"),
+                &[("Prefer", "handling=strict")],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 400, "{q}: {}", r.raw);
+        assert!(r.raw.contains("modifier"), "{q}: {}", r.raw);
+    }
     assert_eq!(count("birthdate=1950").await, 5);
     assert_eq!(count("birthdate=lt1955").await, 25);
     assert_eq!(count("birthdate=ge1995-01").await, 25);

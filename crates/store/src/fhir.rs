@@ -56,6 +56,48 @@ pub struct TokenFilter {
     pub value: String,
 }
 
+/// How a string parameter's value matches (FHIR R4 search §3.1.1.4.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StringMatch {
+    /// No modifier: the name starts with the value, regardless of case and
+    /// accents (both [`fold`](crate::fold::fold)ed).
+    #[default]
+    StartsWith,
+    /// `:contains`: the value anywhere in the name, regardless of case and accents.
+    Contains,
+    /// `:exact`: the whole name, case and accents included.
+    Exact,
+}
+
+/// One value of a string parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringFilter {
+    pub value: String,
+    pub how: StringMatch,
+}
+
+impl StringFilter {
+    pub fn new(value: impl Into<String>, how: StringMatch) -> Self {
+        StringFilter {
+            value: value.into(),
+            how,
+        }
+    }
+}
+
+/// "Starts with", the default.
+impl From<&str> for StringFilter {
+    fn from(value: &str) -> Self {
+        StringFilter::new(value, StringMatch::StartsWith)
+    }
+}
+
+impl From<String> for StringFilter {
+    fn from(value: String) -> Self {
+        StringFilter::new(value, StringMatch::StartsWith)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Id,
@@ -82,12 +124,12 @@ pub struct PatientSearch {
     /// Value equal and, with systems, the system one of them; only the patient
     /// owning the identifier (see `Store::create_patient`) matches.
     pub identifier: Vec<Vec<TokenFilter>>,
-    /// Case-insensitive "starts with" (ASCII case folding), as are `given` and `name`.
-    pub family: Vec<Vec<String>>,
+    /// The family name, as each value asks (see [`StringMatch`]).
+    pub family: Vec<Vec<StringFilter>>,
     /// Any given name.
-    pub given: Vec<Vec<String>>,
+    pub given: Vec<Vec<StringFilter>>,
     /// family, any given, prefix or suffix
-    pub name: Vec<Vec<String>>,
+    pub name: Vec<Vec<StringFilter>>,
     pub birthdate: Vec<Vec<DateFilter>>,
     /// stored model `sex` values, lowercase compare
     pub gender: Vec<Vec<String>>,

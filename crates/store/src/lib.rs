@@ -104,6 +104,7 @@ mod direct;
 mod domain;
 mod error;
 mod fhir;
+pub mod fold;
 pub mod oauth;
 mod sqlite;
 mod types;
@@ -136,7 +137,7 @@ pub use domain::{
 pub use error::{StoreError, UnknownName};
 pub use fhir::{
     AppointmentSearch, DateFilter, DateOp, MeasurementSearch, NewStudy, PatientSearch, Sort,
-    SortKey, StoredStudy, StudySearch, TokenFilter, Versioned,
+    SortKey, StoredStudy, StringFilter, StringMatch, StudySearch, TokenFilter, Versioned,
 };
 pub use oauth::{IssuedOAuthToken, NewOAuthClient, OAuthClient, OAuthToken};
 pub use sqlite::SqliteOptions;

@@ -98,6 +98,14 @@ fn strings(groups: &[&[&str]]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// String parameter values with the default match ("starts with").
+fn names(groups: &[&[&str]]) -> Vec<Vec<StringFilter>> {
+    groups
+        .iter()
+        .map(|g| g.iter().map(|s| StringFilter::from(*s)).collect())
+        .collect()
+}
+
 fn asc(key: SortKey) -> Sort {
     Sort {
         key,
@@ -276,6 +284,8 @@ async fn every_appointment_write_bumps_its_version_once() {
     // Even with recursive triggers on, the WHEN clauses stop the recursion.
     drop(store);
     let conn = rusqlite::Connection::open(dir.path().join("medrelay.db")).unwrap();
+    // The name index's triggers call it (migration 0008).
+    crate::sqlite::register_functions(&conn).unwrap();
     conn.pragma_update(None, "recursive_triggers", "ON")
         .unwrap();
     conn.execute("UPDATE appointments SET grp = 'x'", [])
@@ -771,12 +781,11 @@ async fn patient_search_by_name_gender_and_ids() {
 
     let by = |field: &str, groups: &[&[&str]]| {
         let mut s = q();
-        let g = strings(groups);
         match field {
-            "family" => s.family = g,
-            "given" => s.given = g,
-            "name" => s.name = g,
-            "gender" => s.gender = g,
+            "family" => s.family = names(groups),
+            "given" => s.given = names(groups),
+            "name" => s.name = names(groups),
+            "gender" => s.gender = strings(groups),
             _ => unreachable!(),
         }
         s
@@ -866,7 +875,7 @@ async fn patient_search_by_name_gender_and_ids() {
         0
     );
     let mut s = by("gender", &[&["female"]]);
-    s.family = strings(&[&["gar", "und"]]);
+    s.family = names(&[&["gar", "und"]]);
     assert_eq!(
         sorted(families(&store, s).await.0),
         ["GARCIA", "UNDXONE", "UND_ONE"]
@@ -1612,4 +1621,180 @@ fn identifier_searches_use_the_indexes() {
         "SELECT id FROM imaging_studies WHERE org = 'a' AND patient_id = 1",
     );
     assert!(studies.contains("imaging_studies_patient"), "{studies}");
+}
+
+// ---------------------------------------------------------------- names regardless of case and accents
+
+async fn named(store: &Store, org: &str, family: &str, given: &[&str]) -> String {
+    store
+        .create_patient(
+            org,
+            Patient {
+                family: Some(family.into()),
+                given: given.iter().map(|g| (*g).to_owned()).collect(),
+                ..Patient::default()
+            },
+        )
+        .await
+        .unwrap()
+        .value
+        .id
+}
+
+fn by_name(part: &str, value: &str, how: StringMatch) -> PatientSearch {
+    let mut s = PatientSearch::new(A);
+    let v = vec![vec![StringFilter::new(value, how)]];
+    match part {
+        "family" => s.family = v,
+        "given" => s.given = v,
+        _ => s.name = v,
+    }
+    s
+}
+
+#[tokio::test]
+async fn string_search_ignores_case_and_accents_and_knows_exact_and_contains() {
+    let dir = temp();
+    let store = open(&dir);
+    named(&store, A, "Müller", &["Jürgen"]).await;
+    named(&store, A, "Straße", &["Zoë"]).await;
+    named(&store, A, "MUELLER", &["Ana"]).await;
+    named(&store, A, "Ｍａｘｉｍ", &[]).await;
+    named(&store, B, "Müller", &["Jürgen"]).await;
+    use StringMatch::*;
+    let found = |part: &'static str, value: &'static str, how: StringMatch| {
+        let store = store.clone();
+        async move { sorted(families(&store, by_name(part, value, how)).await.0) }
+    };
+
+    for value in ["muller", "MÜLLER", "müll", "Mu\u{308}ller", "MUL"] {
+        assert_eq!(found("family", value, StartsWith).await, ["Müller"], "{value}");
+    }
+    assert_eq!(found("family", "strasse", StartsWith).await, ["Straße"]);
+    assert_eq!(found("family", "STRAS", StartsWith).await, ["Straße"]);
+    assert_eq!(found("family", "max", StartsWith).await, ["Ｍａｘｉｍ"]);
+    assert_eq!(found("family", "mue", StartsWith).await, ["MUELLER"]);
+    assert_eq!(found("given", "jurg", StartsWith).await, ["Müller"]);
+    assert_eq!(found("given", "zoe", StartsWith).await, ["Straße"]);
+    assert_eq!(
+        found("name", "m", StartsWith).await,
+        ["MUELLER", "Müller", "Ｍａｘｉｍ"]
+    );
+    assert!(found("family", "uller", StartsWith).await.is_empty());
+
+    // :contains, folded the same way.
+    assert_eq!(
+        found("family", "LLER", Contains).await,
+        ["MUELLER", "Müller"]
+    );
+    assert_eq!(found("name", "rge", Contains).await, ["Müller"]);
+    assert!(found("given", "xyz", Contains).await.is_empty());
+
+    // :exact: the whole name, case and accents included.
+    assert_eq!(found("family", "Müller", Exact).await, ["Müller"]);
+    assert!(found("family", "müller", Exact).await.is_empty());
+    assert!(found("family", "Muller", Exact).await.is_empty());
+    assert!(found("family", "Müll", Exact).await.is_empty());
+    assert_eq!(found("given", "Zoë", Exact).await, ["Straße"]);
+    assert_eq!(found("name", "Jürgen", Exact).await, ["Müller"]);
+    assert!(found("name", "Jurgen", Exact).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_name_index_follows_every_write_path() {
+    let dir = temp();
+    let store = open(&dir);
+    let id = named(&store, A, "Alt", &["Erst"]).await;
+    let mut p = store.get_patient(A, &id).await.unwrap().unwrap();
+    p.family = Some("Neu".into());
+    p.given = vec!["Zweit".into()];
+    store.update_patient(A, &id, p, None).await.unwrap();
+    let starts = |part: &'static str, v: &'static str| {
+        let store = store.clone();
+        async move { families(&store, by_name(part, v, StringMatch::StartsWith)).await.1 }
+    };
+    assert_eq!(starts("family", "alt").await, 0, "the old name is gone");
+    assert_eq!(starts("given", "erst").await, 0);
+    assert_eq!(starts("family", "neu").await, 1);
+    assert_eq!(starts("given", "zwei").await, 1);
+
+    // An HL7 order creates and then updates a patient through the worklist path.
+    let (pid, _) = order(
+        &store,
+        A,
+        "N1",
+        patient("MRN-N", "Ørsted"),
+        appointment("PN1", "ecg", "2025-03-15T09:00:00"),
+    )
+    .await;
+    assert_eq!(starts("family", "ørs").await, 1);
+    order(
+        &store,
+        A,
+        "N2",
+        patient("MRN-N", "Åberg"),
+        appointment("PN2", "ecg", "2025-03-15T10:00:00"),
+    )
+    .await;
+    assert_eq!(starts("family", "ørs").await, 0);
+    assert_eq!(starts("family", "aberg").await, 1);
+    let found = store
+        .search_patients(by_name("family", "ABERG", StringMatch::StartsWith))
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(found[0].value.id, pid);
+}
+
+/// Patients stored before migration 0008 are found by name after it.
+#[tokio::test]
+async fn names_stored_before_the_name_index_are_found() {
+    let dir = temp();
+    let path = dir.path().join("old.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        rusqlite_migration::Migrations::new(vec![
+            rusqlite_migration::M::up(include_str!("../migrations/0001_init.sql")),
+            rusqlite_migration::M::up(include_str!("../migrations/0002_worklist.sql")),
+            rusqlite_migration::M::up(include_str!("../migrations/0003_oauth.sql")),
+            rusqlite_migration::M::up(include_str!("../migrations/0004_fhir.sql")),
+            rusqlite_migration::M::up(include_str!("../migrations/0005_direct.sql")),
+            rusqlite_migration::M::up(include_str!("../migrations/0006_dashboard.sql")),
+            rusqlite_migration::M::up(include_str!("../migrations/0007_session_org.sql")),
+        ])
+        .to_latest(&mut conn)
+        .unwrap();
+        conn.execute(
+            "INSERT INTO patients (org, created_at, updated_at, json) VALUES \
+             (?1, 1, 1, '{\"family\":\"Gómez\",\"given\":[\"José\",\"Luis\"],\"prefix\":\"Dr.\"}'), \
+             (?2, 1, 1, '{\"family\":\"Gómez\"}'), (?1, 1, 1, '{\"identifiers\":[]}')",
+            rusqlite::params![A, B],
+        )
+        .unwrap();
+    }
+    let store = Store::open_sqlite(&path, SqliteOptions::default()).unwrap();
+    let starts = |part: &'static str, v: &'static str| {
+        let store = store.clone();
+        async move { families(&store, by_name(part, v, StringMatch::StartsWith)).await }
+    };
+    assert_eq!(starts("family", "gomez").await, (vec!["Gómez".to_string()], 1));
+    assert_eq!(starts("given", "luis").await.1, 1);
+    assert_eq!(starts("name", "dr").await.1, 1);
+    assert_eq!(starts("name", "").await.1, 1, "only patients with a name");
+}
+
+#[test]
+fn name_searches_use_the_name_index() {
+    let (_dir, conn) = migrated_connection();
+    let prefix = query_plan(
+        &conn,
+        "SELECT p.id FROM patients p WHERE p.org = 'a' AND p.id IN \
+         (SELECT n.patient_id FROM patient_names n WHERE n.org = 'a' \
+          AND n.norm >= 'mul' AND n.norm < 'mum' AND n.kind = 'family')",
+    );
+    assert!(
+        prefix.contains("SEARCH n USING PRIMARY KEY (org=? AND norm>? AND norm<?)"),
+        "{prefix}"
+    );
 }

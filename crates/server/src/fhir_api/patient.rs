@@ -187,9 +187,9 @@ pub(crate) fn store_search(org: &str, q: &SearchQuery) -> Result<PatientSearch, 
         match p.name.as_str() {
             "_id" => s.ids.extend(p.values.iter().cloned()),
             "identifier" => s.identifier.push(search::tokens(p)?),
-            "family" => s.family.push(p.values.clone()),
-            "given" => s.given.push(p.values.clone()),
-            "name" => s.name.push(p.values.clone()),
+            "family" => s.family.push(search::strings(p)),
+            "given" => s.given.push(search::strings(p)),
+            "name" => s.name.push(search::strings(p)),
             "birthdate" => s.birthdate.push(search::dates(p)?),
             "gender" => {
                 let mut values = Vec::new();

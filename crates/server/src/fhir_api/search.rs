@@ -9,7 +9,7 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use medrelay_fhir::resources::Issue;
 use medrelay_fhir::search::{self as fs, Handling, Prefix};
-use medrelay_store::{DateFilter, DateOp, Sort, SortKey, TokenFilter};
+use medrelay_store::{DateFilter, DateOp, Sort, SortKey, StringFilter, StringMatch, TokenFilter};
 use serde_json::{Value, json};
 
 use super::capability::Capability;
@@ -22,11 +22,18 @@ pub const MAX_COUNT: usize = 500;
 /// parameter, and no real query needs more.
 pub const MAX_VALUES: usize = 200;
 
-/// One applied parameter: its name and its comma-separated values.
+/// One applied parameter: its name, its modifier (`exact` or `contains` on
+/// a string parameter; no other is applied) and its comma-separated values.
 #[derive(Debug, Clone)]
 pub struct Param {
     pub name: String,
+    pub modifier: Option<String>,
     pub values: Vec<String>,
+}
+
+/// The modifiers applied, by parameter type.
+fn modifier_supported(kind: &str, modifier: &str) -> bool {
+    kind == "string" && matches!(modifier, "exact" | "contains")
 }
 
 /// A checked search request.
@@ -175,7 +182,7 @@ impl SearchQuery {
                         );
                         continue;
                     };
-                    if let Some(m) = modifier {
+                    if let Some(m) = modifier.filter(|m| !modifier_supported(kind, m)) {
                         ignore(
                             &mut q,
                             &mut problems,
@@ -193,6 +200,7 @@ impl SearchQuery {
                     }
                     q.params.push(Param {
                         name: name.to_string(),
+                        modifier: modifier.map(str::to_string),
                         values,
                     });
                 }
@@ -248,7 +256,11 @@ impl SearchQuery {
     pub fn query_string(&self, offset: usize) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
         for p in &self.params {
-            out.append_pair(&p.name, &p.values.join(","));
+            let key = match &p.modifier {
+                Some(m) => format!("{}:{m}", p.name),
+                None => p.name.clone(),
+            };
+            out.append_pair(&key, &p.values.join(","));
         }
         if !self.sort.is_empty() {
             let sorts: Vec<String> = self
@@ -320,6 +332,19 @@ pub fn dates(p: &Param) -> Result<Vec<DateFilter>, FhirError> {
                 hi: d.hi,
             })
         })
+        .collect()
+}
+
+/// A string parameter's values as store filters, matched as its modifier says.
+pub fn strings(p: &Param) -> Vec<StringFilter> {
+    let how = match p.modifier.as_deref() {
+        Some("exact") => StringMatch::Exact,
+        Some("contains") => StringMatch::Contains,
+        _ => StringMatch::StartsWith,
+    };
+    p.values
+        .iter()
+        .map(|v| StringFilter::new(v.as_str(), how))
         .collect()
 }
 

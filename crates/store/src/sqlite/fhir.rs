@@ -20,7 +20,7 @@ use crate::domain::StoredMeasurement;
 use crate::error::StoreError;
 use crate::fhir::{
     AppointmentSearch, DateFilter, DateOp, MeasurementSearch, NewStudy, PatientSearch, Sort,
-    SortKey, StoredStudy, StudySearch, TokenFilter, Versioned,
+    SortKey, StoredStudy, StringFilter, StringMatch, StudySearch, TokenFilter, Versioned,
 };
 use crate::types::Millis;
 
@@ -39,19 +39,6 @@ fn snapshot<T>(
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
-}
-
-/// A LIKE pattern for "starts with `prefix`", for `LIKE ? ESCAPE '\'`.
-fn starts_with_pattern(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
 }
 
 /// The valid ids of a filter list; `None` when the list is non-empty but none
@@ -299,16 +286,70 @@ fn patient_sort_column(key: SortKey) -> Option<&'static str> {
     }
 }
 
-const LIKE: &str = "LIKE ? ESCAPE '\\'";
-
-fn family_like(f: &mut Filter, prefix: &str) -> String {
-    f.args.push(Value::Text(starts_with_pattern(prefix)));
-    format!("json_extract(p.json, '$.family') {LIKE}")
+/// Which name parts a string parameter searches.
+#[derive(Clone, Copy)]
+enum NamePart {
+    Family,
+    Given,
+    /// `name`: family, any given, prefix or suffix.
+    Any,
 }
 
-fn given_like(f: &mut Filter, prefix: &str) -> String {
-    f.args.push(Value::Text(starts_with_pattern(prefix)));
-    format!("EXISTS (SELECT 1 FROM json_each(p.json, '$.given') g WHERE g.value {LIKE})")
+/// The condition of one string value on a patient's names. Folded matches
+/// read `patient_names` (migration 0008): a prefix is a range on its key;
+/// `:contains` scans the organisation's names, not their JSON. `:exact`
+/// narrows to the folded name first, then compares the stored text.
+fn name_match(f: &mut Filter, part: NamePart, v: &StringFilter) -> String {
+    let kind = match part {
+        NamePart::Family => " AND n.kind = 'family'",
+        NamePart::Given => " AND n.kind = 'given'",
+        NamePart::Any => "",
+    };
+    let folded = crate::fold::fold(&v.value);
+    let org = f.org.clone();
+    let names = "p.id IN (SELECT n.patient_id FROM patient_names n WHERE n.org = ?";
+    match v.how {
+        StringMatch::StartsWith => {
+            f.text(&org);
+            f.text(&folded);
+            let end = match crate::fold::prefix_end(&folded) {
+                Some(end) => format!(" AND n.norm < {}", f.text(&end)),
+                None => String::new(),
+            };
+            format!("{names} AND n.norm >= ?{end}{kind})")
+        }
+        StringMatch::Contains => {
+            f.text(&org);
+            f.text(&folded);
+            format!("{names} AND instr(n.norm, ?) > 0{kind})")
+        }
+        StringMatch::Exact => {
+            f.text(&org);
+            f.text(&folded);
+            let family = "json_extract(p.json, '$.family') = ?";
+            let given = "EXISTS (SELECT 1 FROM json_each(p.json, '$.given') g WHERE g.value = ?)";
+            let exact = match part {
+                NamePart::Family => {
+                    f.text(&v.value);
+                    family.to_string()
+                }
+                NamePart::Given => {
+                    f.text(&v.value);
+                    given.to_string()
+                }
+                NamePart::Any => {
+                    for _ in 0..4 {
+                        f.text(&v.value);
+                    }
+                    format!(
+                        "({family} OR {given} OR json_extract(p.json, '$.prefix') = ? \
+                          OR json_extract(p.json, '$.suffix') = ?)"
+                    )
+                }
+            };
+            format!("({names} AND n.norm = ?{kind}) AND {exact})")
+        }
+    }
 }
 
 /// Per AND group: the patients owning one of the identifiers (found through
@@ -357,19 +398,9 @@ pub(crate) fn search_patients(
     let mut f = Filter::new("FROM patients p WHERE p.org = ?", &q.org);
     f.ids("p.id", &ids);
     identifier_filter(&mut f, &q.identifier);
-    f.and_of_ors(&q.family, |f, v| family_like(f, v));
-    f.and_of_ors(&q.given, |f, v| given_like(f, v));
-    f.and_of_ors(&q.name, |f, v| {
-        let family = family_like(f, v);
-        let given = given_like(f, v);
-        let pattern = starts_with_pattern(v);
-        f.args.push(Value::Text(pattern.clone()));
-        f.args.push(Value::Text(pattern));
-        format!(
-            "({family} OR {given} OR json_extract(p.json, '$.prefix') {LIKE} \
-              OR json_extract(p.json, '$.suffix') {LIKE})"
-        )
-    });
+    f.and_of_ors(&q.family, |f, v| name_match(f, NamePart::Family, v));
+    f.and_of_ors(&q.given, |f, v| name_match(f, NamePart::Given, v));
+    f.and_of_ors(&q.name, |f, v| name_match(f, NamePart::Any, v));
     f.dates("json_extract(p.json, '$.birth_date')", &q.birthdate);
     f.and_of_ors(&q.gender, |f, v| {
         format!(

@@ -51,6 +51,8 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0005_direct.sql")),
         M::up(include_str!("../../migrations/0006_dashboard.sql")),
         M::up(include_str!("../../migrations/0007_session_org.sql")),
+        // Needs `medrelay_fold` (register_functions).
+        M::up(include_str!("../../migrations/0008_patient_names.sql")),
     ])
 }
 
@@ -182,6 +184,7 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     // table (0002 rebuilds `messages`: with them on, dropping the old table would
     // cascade-delete every delivery). Each migration checks them before it commits.
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    register_functions(&conn)?;
     migrations().to_latest(&mut conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // A checkpoint copies WAL pages into the database and fsyncs it; on the
@@ -195,6 +198,28 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// SQL functions the schema's triggers call (0008's name index), so every
+/// connection that writes must have them.
+pub(crate) fn register_functions(conn: &Connection) -> Result<(), StoreError> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "medrelay_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Null => None,
+                ValueRef::Text(t) => Some(crate::fold::fold(&String::from_utf8_lossy(t))),
+                ValueRef::Integer(i) => Some(i.to_string()),
+                ValueRef::Real(r) => Some(r.to_string()),
+                ValueRef::Blob(_) => None,
+            })
+        },
+    )?;
+    Ok(())
 }
 
 fn open_reader(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreError> {
