@@ -128,7 +128,7 @@ pub struct PatientSearch {
     pub family: Vec<Vec<StringFilter>>,
     /// Any given name.
     pub given: Vec<Vec<StringFilter>>,
-    /// family, any given, prefix or suffix
+    /// the family or any given name (not prefix or suffix)
     pub name: Vec<Vec<StringFilter>>,
     pub birthdate: Vec<Vec<DateFilter>>,
     /// stored model `sex` values, lowercase compare

@@ -146,7 +146,7 @@ pub use types::{
     InboundRecord, MessageQuery, MessageStatus, Millis, NewDelivery, QueueDepth, StoreMetrics,
     StoredMessage, TrafficBucket,
 };
-pub use users::{AuditEntry, Session, USER_ROLES, User};
+pub use users::{AuditEntry, CHANNEL_STATES, ChannelState, Session, USER_ROLES, User};
 
 use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
 
@@ -1128,6 +1128,23 @@ impl Store {
     /// groups or devices.
     pub async fn list_orgs(&self) -> Result<Vec<String>, StoreError> {
         dispatch!(self.list_orgs())
+    }
+
+    /// Remembers the run state an operator gave `channel` (one of
+    /// [`CHANNEL_STATES`], else `Invalid`), so the next start keeps it.
+    pub async fn set_channel_state(
+        &self,
+        channel: &str,
+        state: &str,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        dispatch!(self.set_channel_state(channel, state, by, at))
+    }
+
+    /// Every remembered channel state, by channel name.
+    pub async fn channel_states(&self) -> Result<Vec<ChannelState>, StoreError> {
+        dispatch!(self.channel_states())
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {

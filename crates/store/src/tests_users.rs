@@ -439,3 +439,41 @@ fn dashboard_query_plans_use_the_indexes() {
     );
     assert!(!session.contains("SCAN"), "{session}");
 }
+
+#[tokio::test]
+async fn channel_states_are_remembered_and_replaced() {
+    let dir = temp();
+    let store = open(&dir);
+    assert!(store.channel_states().await.unwrap().is_empty());
+    store
+        .set_channel_state("nextgen", "paused", "olga")
+        .await
+        .unwrap();
+    store.set_channel_state("adt", "stopped", "olga").await.unwrap();
+    store
+        .set_channel_state("nextgen", "running", "piet")
+        .await
+        .unwrap();
+    let states: Vec<(String, String, String)> = store
+        .channel_states()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.channel, s.state, s.changed_by))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("adt".into(), "stopped".into(), "olga".into()),
+            ("nextgen".into(), "running".into(), "piet".into()),
+        ]
+    );
+    assert!(matches!(
+        store.set_channel_state("adt", "asleep", "olga").await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Kept across a reopen.
+    store.close().await.unwrap();
+    let store = open(&dir);
+    assert_eq!(store.channel_states().await.unwrap().len(), 2);
+}

@@ -1,5 +1,6 @@
 //! The store's types for the web dashboard: users who log in with a password,
-//! their sessions, and the audit log of what they did.
+//! their sessions, the audit log of what they did and the run states they gave
+//! channels.
 //!
 //! The store never sees a password or a session token: the caller hashes them
 //! (the password hash is returned only by `user_by_name`, for verification).
@@ -53,4 +54,18 @@ pub struct AuditEntry {
     pub action: String,
     pub subject: String,
     pub detail: Option<String>,
+}
+
+/// The run states a channel can be given (`Store::set_channel_state`).
+pub const CHANNEL_STATES: [&str; 3] = ["running", "paused", "stopped"];
+
+/// The run state an operator last gave a channel; channels without one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelState {
+    pub channel: String,
+    /// One of [`CHANNEL_STATES`].
+    pub state: String,
+    pub changed_at: Millis,
+    /// Who set it (a user name).
+    pub changed_by: String,
 }

@@ -16,6 +16,7 @@ use super::worklist::{
     new_patient_row, non_empty, parse_id, stored_measurement, system_key, to_json_text,
     usable_identifiers,
 };
+use super::names::{NameRow, index_names, name_rows};
 use crate::domain::StoredMeasurement;
 use crate::error::StoreError;
 use crate::fhir::{
@@ -291,7 +292,7 @@ fn patient_sort_column(key: SortKey) -> Option<&'static str> {
 enum NamePart {
     Family,
     Given,
-    /// `name`: family, any given, prefix or suffix.
+    /// `name`: the family or any given name.
     Any,
 }
 
@@ -338,13 +339,9 @@ fn name_match(f: &mut Filter, part: NamePart, v: &StringFilter) -> String {
                     given.to_string()
                 }
                 NamePart::Any => {
-                    for _ in 0..4 {
-                        f.text(&v.value);
-                    }
-                    format!(
-                        "({family} OR {given} OR json_extract(p.json, '$.prefix') = ? \
-                          OR json_extract(p.json, '$.suffix') = ?)"
-                    )
+                    f.text(&v.value);
+                    f.text(&v.value);
+                    format!("({family} OR {given})")
                 }
             };
             format!("({names} AND n.norm = ?{kind}) AND {exact})")
@@ -444,6 +441,7 @@ pub(crate) struct PatientRow {
     json: String,
     /// (system, value) of each identifier, once each.
     identifiers: Vec<(String, String)>,
+    names: Vec<NameRow>,
     patient: Patient,
 }
 
@@ -454,6 +452,7 @@ impl PatientRow {
         Ok(PatientRow {
             json: to_json_text(&row)?,
             identifiers,
+            names: name_rows(&row),
             patient: row,
         })
     }
@@ -515,6 +514,7 @@ pub(crate) fn create_patient(
     .execute(params![org, at, row.json])?;
     let id = conn.last_insert_rowid();
     own_identifiers(conn, org, id, &row.identifiers)?;
+    index_names(conn, org, id, &[], &row.names)?;
     let mut patient = row.patient.clone();
     patient.id = id.to_string();
     Ok(Versioned {
@@ -559,8 +559,10 @@ pub(crate) fn update_patient(
 
     // Identical content makes no new version (like a repeated HL7 order).
     if json != row.json {
+        let old: Patient = serde_json::from_str(&json).map_err(super::worklist::json_error)?;
         conn.prepare_cached("UPDATE patients SET json = ?2, updated_at = ?3 WHERE id = ?1")?
             .execute(params![id, row.json, at])?;
+        index_names(conn, org, id, &name_rows(&old), &row.names)?;
     }
     let mut disown = conn.prepare_cached(
         "DELETE FROM patient_identifiers \

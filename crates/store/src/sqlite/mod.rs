@@ -3,6 +3,7 @@
 
 mod direct;
 mod fhir;
+mod names;
 mod oauth;
 mod sql;
 mod users;
@@ -36,7 +37,7 @@ use crate::types::{
     Delivery, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis, QueueDepth,
     StoreMetrics, StoredMessage,
 };
-use crate::users::{AuditEntry, Session, User};
+use crate::users::{ChannelState, AuditEntry, Session, User};
 use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
 use writer::{Job, Metrics, Msg};
 
@@ -53,6 +54,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0007_session_org.sql")),
         // Needs `medrelay_fold` (register_functions).
         M::up(include_str!("../../migrations/0008_patient_names.sql")),
+        M::up(include_str!("../../migrations/0009_channel_states.sql")),
     ])
 }
 
@@ -200,9 +202,9 @@ fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreErr
     Ok(conn)
 }
 
-/// SQL functions the schema's triggers call (0008's name index), so every
-/// connection that writes must have them.
-pub(crate) fn register_functions(conn: &Connection) -> Result<(), StoreError> {
+/// SQL functions the migrations call (`medrelay_fold`: 0008 fills the name
+/// index of the patients already stored).
+fn register_functions(conn: &Connection) -> Result<(), StoreError> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
     conn.create_scalar_function(
@@ -1355,6 +1357,22 @@ impl SqliteBackend {
 
     pub(crate) async fn list_orgs(&self) -> Result<Vec<String>, StoreError> {
         self.read(users::list_orgs).await
+    }
+
+    pub(crate) async fn set_channel_state(
+        &self,
+        channel: &str,
+        state: &str,
+        by: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let (channel, state, by) = (own(channel), own(state), own(by));
+        self.write(move |c| users::set_channel_state(c, &channel, &state, &by, at))
+            .await
+    }
+
+    pub(crate) async fn channel_states(&self) -> Result<Vec<ChannelState>, StoreError> {
+        self.read(users::channel_states).await
     }
 
     pub(crate) async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {

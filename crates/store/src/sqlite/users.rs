@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::worklist::parse_id;
 use crate::error::StoreError;
 use crate::types::Millis;
-use crate::users::{AuditEntry, Session, USER_ROLES, User};
+use crate::users::{AuditEntry, CHANNEL_STATES, ChannelState, Session, USER_ROLES, User};
 
 const USER_COLS: &str =
     "u.id, u.org, u.name, u.role, u.created_at, u.failed_logins, u.locked_until, u.last_login_at";
@@ -311,6 +311,46 @@ pub(crate) fn list_audit(
     ))?;
     let rows = stmt
         .query_map(params![org, before, sql_limit(limit)], audit_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+// ------------------------------------------------------------------ channel states
+
+pub(crate) fn set_channel_state(
+    conn: &Connection,
+    channel: &str,
+    state: &str,
+    by: &str,
+    at: Millis,
+) -> Result<(), StoreError> {
+    if !CHANNEL_STATES.contains(&state) {
+        return Err(StoreError::Invalid(format!(
+            "channel state {state:?} is not one of running, paused, stopped"
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT INTO channel_states (channel, state, changed_at, changed_by) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (channel) DO UPDATE SET \
+         state = excluded.state, changed_at = excluded.changed_at, changed_by = excluded.changed_by",
+    )?
+    .execute(params![channel, state, at, by])?;
+    Ok(())
+}
+
+pub(crate) fn channel_states(conn: &Connection) -> Result<Vec<ChannelState>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel, state, changed_at, changed_by FROM channel_states ORDER BY channel",
+    )?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(ChannelState {
+                channel: row.get(0)?,
+                state: row.get(1)?,
+                changed_at: row.get(2)?,
+                changed_by: row.get(3)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
