@@ -102,9 +102,25 @@ impl Channel {
         self
     }
 
-    /// Start, pause or stop this channel (see [`crate::run_state`]).
+    /// This channel's run state (see [`crate::run_state`]).
     pub fn control(&self) -> &crate::run_state::RunControl {
         &self.control
+    }
+
+    /// Starts, pauses or stops this channel for `by` (a user name) and
+    /// remembers it, so a restart keeps it. Nothing changes if the store
+    /// cannot remember it.
+    pub async fn set_run_state(
+        &self,
+        state: crate::run_state::RunState,
+        by: &str,
+    ) -> Result<(), medrelay_store::StoreError> {
+        self.store
+            .set_channel_state(&self.name, state.as_str(), by)
+            .await?;
+        self.control.set(state);
+        tracing::info!(channel = %self.name, state = state.as_str(), by, "channel state set");
+        Ok(())
     }
 
     pub fn name(&self) -> &str {

@@ -54,6 +54,8 @@ pub enum EngineError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("store: {0}")]
+    Store(#[from] medrelay_store::StoreError),
 }
 
 /// The queue key of a destination: `channel/destination`.
@@ -204,7 +206,27 @@ impl Engine {
             return Err(EngineError::Config(errors.join("\n")));
         }
         metrics::describe();
+        // The run states operators gave channels outlive a restart.
+        let saved_states = store
+            .channel_states()
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                let state = run_state::RunState::parse(&s.state)?;
+                if state != run_state::RunState::Running {
+                    tracing::warn!(
+                        channel = %s.channel,
+                        state = state.as_str(),
+                        by = %s.changed_by,
+                        "channel starts {} as an operator left it",
+                        state.as_str()
+                    );
+                }
+                Some((s.channel, state))
+            })
+            .collect();
         let mut engine = Starting {
+            saved_states,
             store: store.clone(),
             shutdown: CancellationToken::new(),
             control_ids: Arc::new(clock::ControlIds::new()),
@@ -403,6 +425,8 @@ pub fn check(channels: &[ChannelConfig], integrations: &[IntegrationConfig]) -> 
 
 /// The engine while its parts are being started.
 struct Starting {
+    /// The run state each channel was left in (none: running).
+    saved_states: HashMap<String, run_state::RunState>,
     store: Store,
     shutdown: CancellationToken,
     control_ids: Arc<clock::ControlIds>,
@@ -468,6 +492,9 @@ impl Starting {
         let mut wakes = Vec::new();
         let mut pending_workers = Vec::new();
         let control = run_state::RunControl::default();
+        if let Some(state) = self.saved_states.get(&cfg.name) {
+            control.set(*state);
+        }
         for (i, dest) in cfg.destinations.iter().enumerate() {
             let name = destination_name(dest, i);
             let (worker, key, wake) =

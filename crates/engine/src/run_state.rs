@@ -3,8 +3,9 @@
 //! again later") and stores nothing, so the sender keeps it; queued
 //! deliveries go on. Stopped: the same, and the channel's destination queues
 //! hold their deliveries too. Nothing is lost either way: what was accepted
-//! stays queued, what was refused stays with the sender. A restart starts
-//! every channel.
+//! stays queued, what was refused stays with the sender. The state set
+//! through `Channel::set_run_state` is remembered by the store, so a restart
+//! leaves a paused or stopped channel as it was.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -496,6 +496,69 @@ async fn queued_work_resumes_after_a_restart() {
     store.close().await.unwrap();
 }
 
+/// A channel an operator stopped is still stopped after a restart, its queue
+/// held, until it is started again.
+#[tokio::test]
+async fn a_stopped_channel_stays_stopped_across_a_restart() {
+    use medrelay_engine::run_state::RunState;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("medrelay.db");
+    let addr = medrelay_testkit::free_port();
+    let mut ch = channel("kept");
+    ch.destinations = vec![mllp_destination("ehr", addr)];
+    let start = |store: Store| {
+        let ch = ch.clone();
+        async move {
+            Engine::start(store, std::slice::from_ref(&ch), &[], Duration::from_secs(2))
+                .await
+                .unwrap()
+        }
+    };
+
+    let store = Store::open_sqlite(&db, SqliteOptions::default()).unwrap();
+    let engine = start(store.clone()).await;
+    let mut s = Sender::new(SenderConfig::new(
+        engine.source_addr("kept").unwrap().to_string(),
+    ));
+    assert_eq!(
+        read_ack(&s.send(&orm_o01("K1")).await.unwrap()).code,
+        AckCode::AA
+    );
+    s.close().await;
+    engine.pipelines()["kept"]
+        .set_run_state(RunState::Stopped, "olga")
+        .await
+        .unwrap();
+    engine.shutdown().await;
+    store.close().await.unwrap();
+
+    let store = Store::open_sqlite(&db, SqliteOptions::default()).unwrap();
+    let engine = start(store.clone()).await;
+    let pipeline = engine.pipelines()["kept"].clone();
+    assert_eq!(pipeline.control().get(), RunState::Stopped);
+    let mut s = Sender::new(SenderConfig::new(
+        engine.source_addr("kept").unwrap().to_string(),
+    ));
+    let ack = read_ack(&s.send(&orm_o01("K2")).await.unwrap());
+    assert_eq!(ack.code, AckCode::AE);
+    assert!(ack.raw.contains("stopped"), "{}", ack.raw);
+
+    // Started again: the held message goes out, and the start is remembered.
+    let ehr = TestEhr::start_on(addr, EhrMode::Accept).await;
+    pipeline.set_run_state(RunState::Running, "piet").await.unwrap();
+    ehr.wait_for_count(1, WAIT).await;
+    assert_eq!(ehr.control_ids(), vec!["K1"]);
+    let states = store.channel_states().await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        (states[0].state.as_str(), states[0].changed_by.as_str()),
+        ("running", "piet")
+    );
+    s.close().await;
+    engine.shutdown().await;
+    store.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn hostile_frames_are_answered_and_kept() {
     let h = Harness::start(vec![channel("hostile")]).await;
@@ -718,7 +781,11 @@ async fn paused_and_stopped_channels_refuse_with_ae_and_stopped_holds_the_queue(
     let control = h.engine.pipelines()["ctl"].control().clone();
 
     // Paused: AE naming the state, nothing stored, the sender keeps it.
-    control.set(RunState::Paused);
+    h.engine.pipelines()["ctl"]
+        .set_run_state(RunState::Paused, "olga")
+        .await
+        .unwrap();
+    assert_eq!(control.get(), RunState::Paused);
     let ack = read_ack(&s.send(&orm_o01("CTL2")).await.unwrap());
     assert_eq!(ack.code, AckCode::AE);
     assert_eq!(ack.acked, "CTL2");

@@ -209,7 +209,7 @@ pub async fn set_channel_state(
         .ok_or_else(|| Page::bad_request(format!("{name} has no HL7 pipeline to start or stop")))?;
     let target = medrelay_engine::run_state::RunState::parse(&f.action)
         .ok_or_else(|| Page::bad_request("the action is start, pause or stop"))?;
-    pipeline.control().set(target);
+    pipeline.set_run_state(target, who.name()).await?;
     who.audit(
         &state,
         "set the state of",
