@@ -509,9 +509,14 @@ async fn a_stopped_channel_stays_stopped_across_a_restart() {
     let start = |store: Store| {
         let ch = ch.clone();
         async move {
-            Engine::start(store, std::slice::from_ref(&ch), &[], Duration::from_secs(2))
-                .await
-                .unwrap()
+            Engine::start(
+                store,
+                std::slice::from_ref(&ch),
+                &[],
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap()
         }
     };
 
@@ -545,7 +550,10 @@ async fn a_stopped_channel_stays_stopped_across_a_restart() {
 
     // Started again: the held message goes out, and the start is remembered.
     let ehr = TestEhr::start_on(addr, EhrMode::Accept).await;
-    pipeline.set_run_state(RunState::Running, "piet").await.unwrap();
+    pipeline
+        .set_run_state(RunState::Running, "piet")
+        .await
+        .unwrap();
     ehr.wait_for_count(1, WAIT).await;
     assert_eq!(ehr.control_ids(), vec!["K1"]);
     let states = store.channel_states().await.unwrap();

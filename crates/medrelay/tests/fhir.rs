@@ -707,7 +707,11 @@ async fn patients_page_version_and_search() {
     assert_eq!(families.len(), 25, "{}", second.raw);
     assert!(families.iter().all(|f| *f == "Müller"), "{families:?}");
     // Modifiers the server does not apply: refused when strict.
-    for q in ["family:missing=true", "gender:exact=female", "family:text=x"] {
+    for q in [
+        "family:missing=true",
+        "gender:exact=female",
+        "family:text=x",
+    ] {
         let r = c
             .call(
                 "GET",

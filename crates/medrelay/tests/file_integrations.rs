@@ -264,9 +264,11 @@ async fn corrupt_gdt_files_land_in_the_error_folder() {
         drop_file(&server.inbox, name, bytes);
     }
     // The folder is polled in no particular order: wait for the good file too.
-    wait_for("four rejected files and their reasons, one archived", WAIT, || async {
-        (server.errors().len() == 8 && !server.archived().is_empty()).then_some(())
-    })
+    wait_for(
+        "four rejected files and their reasons, one archived",
+        WAIT,
+        || async { (server.errors().len() == 8 && !server.archived().is_empty()).then_some(()) },
+    )
     .await;
     assert_eq!(server.archived(), ["good.gdt"]);
     for (name, expect) in [

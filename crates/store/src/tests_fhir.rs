@@ -1667,7 +1667,11 @@ async fn string_search_ignores_case_and_accents_and_knows_exact_and_contains() {
     };
 
     for value in ["muller", "MÜLLER", "müll", "Mu\u{308}ller", "MUL"] {
-        assert_eq!(found("family", value, StartsWith).await, ["Müller"], "{value}");
+        assert_eq!(
+            found("family", value, StartsWith).await,
+            ["Müller"],
+            "{value}"
+        );
     }
     assert_eq!(found("family", "strasse", StartsWith).await, ["Straße"]);
     assert_eq!(found("family", "STRAS", StartsWith).await, ["Straße"]);
@@ -1710,7 +1714,11 @@ async fn the_name_index_follows_every_write_path() {
     store.update_patient(A, &id, p, None).await.unwrap();
     let starts = |part: &'static str, v: &'static str| {
         let store = store.clone();
-        async move { families(&store, by_name(part, v, StringMatch::StartsWith)).await.1 }
+        async move {
+            families(&store, by_name(part, v, StringMatch::StartsWith))
+                .await
+                .1
+        }
     };
     assert_eq!(starts("family", "alt").await, 0, "the old name is gone");
     assert_eq!(starts("given", "erst").await, 0);
@@ -1777,7 +1785,10 @@ async fn names_stored_before_the_name_index_are_found() {
         let store = store.clone();
         async move { families(&store, by_name(part, v, StringMatch::StartsWith)).await }
     };
-    assert_eq!(starts("family", "gomez").await, (vec!["Gómez".to_string()], 1));
+    assert_eq!(
+        starts("family", "gomez").await,
+        (vec!["Gómez".to_string()], 1)
+    );
     assert_eq!(starts("given", "luis").await.1, 1);
     assert_eq!(starts("name", "jos").await.1, 1);
     assert_eq!(starts("name", "dr").await.1, 0, "not the prefix");

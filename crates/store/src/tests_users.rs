@@ -449,7 +449,10 @@ async fn channel_states_are_remembered_and_replaced() {
         .set_channel_state("nextgen", "paused", "olga")
         .await
         .unwrap();
-    store.set_channel_state("adt", "stopped", "olga").await.unwrap();
+    store
+        .set_channel_state("adt", "stopped", "olga")
+        .await
+        .unwrap();
     store
         .set_channel_state("nextgen", "running", "piet")
         .await

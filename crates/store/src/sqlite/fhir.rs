@@ -10,13 +10,13 @@ use medrelay_worklist::{Appointment, AppointmentStatus, Patient};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use super::names::{NameRow, index_names, name_rows};
 use super::worklist::{
     APPOINTMENT_COLS, MAX_PATIENT_IDENTIFIERS, MEASUREMENT_COLS, appointment_doc,
     appointment_only_from_row, json_col, limit_offset, measurement_from_row, merge_appointment,
     new_patient_row, non_empty, parse_id, stored_measurement, system_key, to_json_text,
     usable_identifiers,
 };
-use super::names::{NameRow, index_names, name_rows};
 use crate::domain::StoredMeasurement;
 use crate::error::StoreError;
 use crate::fhir::{

@@ -37,7 +37,7 @@ use crate::types::{
     Delivery, InboundOutcome, InboundRecord, MessageQuery, MessageStatus, Millis, QueueDepth,
     StoreMetrics, StoredMessage,
 };
-use crate::users::{ChannelState, AuditEntry, Session, User};
+use crate::users::{AuditEntry, ChannelState, Session, User};
 use medrelay_worklist::{Appointment, Device, DeviceGroup, Measurement, OrderKey, Patient};
 use writer::{Job, Metrics, Msg};
 

@@ -14,12 +14,12 @@ use medrelay_worklist::{
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use super::names::{NameRow, index_names, name_rows};
 use super::sql::{delivery_from_row, insert_deliveries, one_row_changed};
 use crate::domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
     WorklistEffect,
 };
-use super::names::{NameRow, index_names, name_rows};
 use crate::error::StoreError;
 use crate::types::{Delivery, Millis};
 
