@@ -157,6 +157,22 @@ async fn start(dir: &Path, direct: &str) -> (ServeProcess, SocketAddr, std::path
     (server, http_addr, cfg)
 }
 
+/// `POST /MessagingAPI/dirmsg/send_ccda` as an edge authenticated with `auth`.
+async fn send_ccda(
+    addr: SocketAddr,
+    auth: &str,
+    body: &Value,
+) -> (u16, Vec<(String, String)>, Value) {
+    call(
+        addr,
+        "POST",
+        "/MessagingAPI/dirmsg/send_ccda",
+        Some(auth),
+        Some(body),
+    )
+    .await
+}
+
 fn send_body(id: &str, to: &str, xdm: bool, asm: bool) -> Value {
     json!({
         "fromDirectAddress": "john@clinic-a.example",
@@ -269,14 +285,7 @@ async fn raw_and_xdm_delivery_with_notifications() {
         false,
         true,
     );
-    let (status, _, answer) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, answer) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "SUCCESS");
     assert_eq!(
@@ -340,26 +349,12 @@ async fn raw_and_xdm_delivery_with_notifications() {
 
     // The same request again: the same answer, nothing sent twice. Another
     // body under the same messageId: refused.
-    let (status, _, again) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, again) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["transactionId"], transaction.as_str());
     let mut other = body.clone();
     other["messageSubject"] = json!("something else");
-    let (status, _, refused) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&other),
-    )
-    .await;
+    let (status, _, refused) = send_ccda(addr, &auth, &other).await;
     assert_eq!(status, 400, "{refused}");
     assert!(
         refused["result"].as_str().unwrap().contains("messageId"),
@@ -373,14 +368,7 @@ async fn raw_and_xdm_delivery_with_notifications() {
         true,
         false,
     );
-    let (status, _, answer) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, answer) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200, "{answer}");
     for (edge, who) in [
         (&edge_b, "smith@clinic-b.example"),
@@ -568,14 +556,7 @@ async fn retries_until_200_and_fails_after_the_window() {
         false,
         true,
     );
-    let (status, _, answer) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, answer) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200, "{answer}");
     let s = wait_for("flaky DISPATCHED and down FAILED", WAIT, || async {
         let s = status_of(addr, &auth, "msg-retry").await;
@@ -615,14 +596,7 @@ async fn retries_until_200_and_fails_after_the_window() {
 
     // An address nobody serves fails at once with the seed's reason.
     let body = send_body("msg-nowhere", "ghost@nowhere.example", false, false);
-    let (status, _, _) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, _) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200);
     let s = status_of(addr, &auth, "msg-nowhere").await;
     assert_eq!(s["status"], "FAILED", "{s}");
@@ -776,12 +750,10 @@ async fn maintenance_mode_is_503() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, addr, cfg) = start(dir.path(), "[direct]\nmaintenance = true").await;
     let auth = edge_add(&cfg, "ehr-a");
-    let (status, _, body) = call(
+    let (status, _, body) = send_ccda(
         addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&send_body("m", "smith@clinic-b.example", false, false)),
+        &auth,
+        &send_body("m", "smith@clinic-b.example", false, false),
     )
     .await;
     assert_eq!(status, 503, "{body}");
@@ -903,14 +875,7 @@ async fn other_domains_go_through_the_upstream_hisp() {
         false,
         true,
     );
-    let (status, _, answer) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, answer) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200, "{answer}");
     let handed = wait_for("the upstream send", WAIT, || async {
         upstream.posts().into_iter().next()
@@ -1069,14 +1034,7 @@ async fn admin_api_registers_edges_and_addresses() {
     assert_eq!(status, 401);
 
     let body = send_body("msg-admin", "smith@clinic-b.example", false, false);
-    let (status, _, r) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, r) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200, "{r}");
     wait_for("the delivery", WAIT, || async {
         (!clinic.posts().is_empty()).then_some(())
@@ -1094,14 +1052,7 @@ async fn admin_api_registers_edges_and_addresses() {
     .await;
     assert_eq!(status, 204);
     let body = send_body("msg-admin-2", "smith@clinic-b.example", false, false);
-    let (status, _, _) = call(
-        addr,
-        "POST",
-        "/MessagingAPI/dirmsg/send_ccda",
-        Some(&auth),
-        Some(&body),
-    )
-    .await;
+    let (status, _, _) = send_ccda(addr, &auth, &body).await;
     assert_eq!(status, 200);
     let s = status_of(addr, &auth, "msg-admin-2").await;
     assert_eq!(s["status"], "FAILED", "{s}");
