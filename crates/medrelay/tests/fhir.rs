@@ -777,6 +777,13 @@ async fn patients_page_version_and_search() {
         ("family=%25%27%20OR%201%3D1--".to_string(), 200),
         ("family=%5F%5F%5F".to_string(), 200),
         ("name=%FF%FE".to_string(), 200),
+        ("name:contains=%FF%FE".to_string(), 200),
+        ("family:contains=%25%5F%00".to_string(), 200),
+        ("family:exact=%27%3B%20DROP%20TABLE%20patients--".to_string(), 200),
+        ("given=%F0%9F%92%A9".to_string(), 200),
+        (format!("family:contains={}", "x".repeat(20_000)), 200),
+        // No end to its prefix range: the range is left open.
+        ("family=%F4%8F%BF%BF%F4%8F%BF%BF".to_string(), 200),
         ("_sort=shoe".to_string(), 200),
         ("_include=Patient:link".to_string(), 200),
     ] {
