@@ -3,15 +3,22 @@
 //!
 //! FHIR `dateTime`s with a time and every `instant` SHALL carry a time zone; the
 //! model keeps local times without an offset when the source sent none. The
-//! [`Converter`] therefore knows the offset to assume for those (`local_offset`,
-//! `Z` by default); times that carry an offset are passed through unchanged.
+//! [`Converter`] therefore knows the [`LocalZone`] they were written in (UTC by
+//! default) and gives each the offset in force at that time; times that carry
+//! an offset are passed through unchanged. Zoned times coming in through FHIR
+//! become local times of that zone ([`Converter::local_time`]), so the store
+//! holds one kind of time and searches compare like with like.
+
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use medrelay_worklist as model;
 use medrelay_worklist::AppointmentStatus;
 
 use crate::resources::*;
+use crate::zone::{LocalZone, offset_text};
 
 /// `http://loinc.org`
 pub const LOINC: &str = "http://loinc.org";
@@ -26,17 +33,16 @@ pub const V3_INTERPRETATION: &str =
     "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 
 /// Converts model objects to FHIR resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Converter {
-    /// The offset (`Z`, `+01:00` …) appended to model times that have none.
-    pub local_offset: String,
+    /// The zone of model times that carry no offset.
+    zone: Arc<dyn LocalZone>,
 }
 
 impl Default for Converter {
+    /// Model times are UTC.
     fn default() -> Self {
-        Converter {
-            local_offset: "Z".into(),
-        }
+        Converter::new(chrono::Utc)
     }
 }
 
@@ -245,27 +251,62 @@ pub fn interpretation(flag: &str) -> Option<(&'static str, &'static str)> {
 }
 
 impl Converter {
-    /// A converter assuming `local_offset` (`Z`, `+01:00` …) for times without one.
-    pub fn new(local_offset: impl Into<String>) -> Converter {
+    /// A converter for model times written in `zone` (`chrono::Local`, a
+    /// `FixedOffset` …).
+    pub fn new(zone: impl LocalZone + 'static) -> Converter {
         Converter {
-            local_offset: local_offset.into(),
+            zone: Arc::new(zone),
         }
     }
 
+    /// The zone of model times.
+    pub fn zone(&self) -> &dyn LocalZone {
+        self.zone.as_ref()
+    }
+
     /// A model date/time as a FHIR `dateTime`: dates pass through, times get the
-    /// local offset when they have none.
+    /// offset the zone had at that time when they have none.
     pub fn date_time(&self, s: &str) -> Option<String> {
         let s = s.trim();
         if s.is_empty() {
             return None;
         }
-        let Some((_, time)) = s.split_once('T') else {
+        let Some((day, time)) = s.split_once('T') else {
             return Some(s.to_string());
         };
         if time.ends_with('Z') || time.contains('+') || time.contains('-') {
-            Some(s.to_string())
-        } else {
-            Some(format!("{s}{}", self.local_offset))
+            return Some(s.to_string());
+        }
+        // The offset at that time; a time this cannot read takes its day's noon.
+        let at = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M"))
+            .ok()
+            .or_else(|| {
+                NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(12, 0, 0))
+            });
+        let offset = match at {
+            Some(at) => offset_text(self.zone.offset_at_local(at)),
+            None => "Z".into(),
+        };
+        Some(format!("{s}{offset}"))
+    }
+
+    /// A FHIR dateTime or instant as a model time: with a time and a zone,
+    /// the local time of this converter's zone (`2025-03-15T08:00:00Z` →
+    /// `2025-03-15T09:00:00` at `+01:00`); anything else as given.
+    pub fn local_time(&self, s: &str) -> String {
+        match DateTime::parse_from_rfc3339(s.trim()) {
+            Ok(t) => {
+                let local = self.zone.local_of_utc(t.naive_utc());
+                if local.and_utc().timestamp_subsec_nanos() == 0 {
+                    local.format("%Y-%m-%dT%H:%M:%S").to_string()
+                } else {
+                    local.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+                }
+            }
+            Err(_) => s.to_string(),
         }
     }
 

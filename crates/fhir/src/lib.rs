@@ -8,6 +8,7 @@ pub mod convert;
 pub mod resources;
 pub mod search;
 pub mod validate;
+pub mod zone;
 
 pub use convert::{
     AppointmentIn, Converter, appointment_to_model, device, patient, patient_to_model,

@@ -4,14 +4,18 @@
 //!
 //! Dates: a search value stands for the range its precision covers. [`parse_date`]
 //! gives that range as text (`lo` inclusive, `hi` exclusive) so that a store can
-//! compare it with the ISO-8601 text it keeps. Time zones of search values are
-//! ignored (see [`parse_date`]).
+//! compare it with the ISO-8601 text it keeps, in local time: a value's zone
+//! is converted to the local zone ([`parse_date_local`]) or dropped
+//! ([`parse_date`]).
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
+use chrono::{
+    DateTime, Datelike, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta,
+};
 
 use crate::convert::{LOINC, SNOMED};
 use crate::resources::Meta;
 use crate::validate::is_id;
+use crate::zone::LocalZone;
 
 /// A search prefix (http://hl7.org/fhir/R4/search.html#prefix); `eq` when absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +37,10 @@ pub enum Prefix {
 /// `2025-03-15T12:06`); with seconds or fractional seconds the unit is the last
 /// digit given.
 ///
-/// Time zones are ignored: the value's zone is dropped and its local time compared
-/// with the local time of the stored text (whose zone, if any, is ignored as well).
-/// The model keeps times as the sender wrote them, mostly without an offset, so a
-/// conversion to UTC would compare values that were never in UTC.
+/// Stored times are local wall-clock times (HL7 and GDT send them so; zoned
+/// times written through FHIR are converted on the way in), so a value's zone
+/// is converted to that local time ([`parse_date_local`]) or, by
+/// [`parse_date`], dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateParam {
     pub prefix: Prefix,
@@ -46,8 +50,20 @@ pub struct DateParam {
 
 /// Reads a date search value (`[prefix]yyyy[-mm[-dd[Thh:mm[:ss[.s+]][zone]]]]`).
 /// The prefixes `sa`, `eb` and `ap` are refused (not supported), as is anything
-/// that is not a real date.
+/// that is not a real date. A value's zone is dropped (see
+/// [`parse_date_local`] to convert it instead).
 pub fn parse_date(value: &str) -> Result<DateParam, String> {
+    parse_date_in(value, None)
+}
+
+/// [`parse_date`], with a time that carries a zone (`Z`, `±hh:mm`) converted
+/// to the local time of `zone`, the zone the stored times are written in:
+/// `ge2025-03-15T08:30:00Z` in a `+01:00` zone is `ge2025-03-15T09:30:00`.
+pub fn parse_date_local(value: &str, zone: &dyn LocalZone) -> Result<DateParam, String> {
+    parse_date_in(value, Some(zone))
+}
+
+fn parse_date_in(value: &str, zone: Option<&dyn LocalZone>) -> Result<DateParam, String> {
     let (prefix, date) = split_prefix(value)?;
     let bad = || {
         format!(
@@ -55,7 +71,7 @@ pub fn parse_date(value: &str) -> Result<DateParam, String> {
              or YYYY-MM-DDThh:mm[:ss[.sss]][Z|±hh:mm])"
         )
     };
-    let (lo, hi) = date_range(date).ok_or_else(bad)?;
+    let (lo, hi) = date_range(date, zone).ok_or_else(bad)?;
     Ok(DateParam { prefix, lo, hi })
 }
 
@@ -98,7 +114,7 @@ fn four_digit_year(d: NaiveDate) -> Option<NaiveDate> {
     (0..=9999).contains(&d.year()).then_some(d)
 }
 
-fn date_range(s: &str) -> Option<(String, String)> {
+fn date_range(s: &str, zone: Option<&dyn LocalZone>) -> Option<(String, String)> {
     let (date, time) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
@@ -136,29 +152,42 @@ fn date_range(s: &str) -> Option<(String, String)> {
         }
         (Some(m), Some(d), Some(t)) => {
             let day = NaiveDate::from_ymd_opt(year, m, d)?;
-            time_range(day, strip_zone(t)?)
+            let (local, offset) = split_zone(t)?;
+            time_range(day, local, offset.zip(zone))
         }
         _ => None,
     }
 }
 
-/// The time without its zone (`Z`, `±hh:mm`). A space stands for `+` too: an
-/// unencoded `+` in a query string arrives as a space after form decoding.
-fn strip_zone(t: &str) -> Option<&str> {
+/// The time and its zone (`Z`, `±hh:mm`), if it has one. A space stands for
+/// `+` too: an unencoded `+` in a query string arrives as a space after form
+/// decoding.
+fn split_zone(t: &str) -> Option<(&str, Option<FixedOffset>)> {
     if let Some(local) = t.strip_suffix('Z') {
-        return Some(local);
+        return Some((local, FixedOffset::east_opt(0)));
     }
     let b = t.as_bytes();
     if b.len() > 6 && matches!(b[b.len() - 6], b'+' | b'-' | b' ') {
         let zone = &t[t.len() - 5..];
         let (h, m) = zone.split_once(':')?;
-        let ok = matches!((num(h, 2), num(m, 2)), (Some(h), Some(m)) if (h < 14 && m <= 59) || (h == 14 && m == 0));
-        return ok.then(|| &t[..t.len() - 6]);
+        let (h, m) = (num(h, 2)?, num(m, 2)?);
+        if !((h < 14 && m <= 59) || (h == 14 && m == 0)) {
+            return None;
+        }
+        let seconds = i32::try_from(h * 3600 + m * 60).ok()?;
+        let sign = if b[b.len() - 6] == b'-' { -1 } else { 1 };
+        return Some((&t[..t.len() - 6], FixedOffset::east_opt(sign * seconds)));
     }
-    Some(t)
+    Some((t, None))
 }
 
-fn time_range(day: NaiveDate, local: &str) -> Option<(String, String)> {
+/// The range of a time on `day`; with `(offset, zone)`, the time was given
+/// at that offset and is moved to `zone`'s local time first.
+fn time_range(
+    day: NaiveDate,
+    local: &str,
+    zoned: Option<(FixedOffset, &dyn LocalZone)>,
+) -> Option<(String, String)> {
     let (hms, fraction) = match local.split_once('.') {
         Some((hms, f)) => (hms, Some(f)),
         None => (local, None),
@@ -187,7 +216,12 @@ fn time_range(day: NaiveDate, local: &str) -> Option<(String, String)> {
         }
         (None, Some(_)) => return None,
     };
-    let lo = NaiveDateTime::new(day, time);
+    let mut lo = NaiveDateTime::new(day, time);
+    if let Some((offset, zone)) = zoned {
+        let utc = lo.checked_sub_signed(TimeDelta::seconds(offset.local_minus_utc().into()))?;
+        lo = zone.local_of_utc(utc);
+        four_digit_year(lo.date())?;
+    }
     let hi = lo.checked_add_signed(step)?;
     four_digit_year(hi.date())?;
     let text = |t: NaiveDateTime| {
@@ -789,5 +823,40 @@ mod tests {
                 profile: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn zoned_values_move_to_the_local_zone() {
+        let cet = FixedOffset::east_opt(3600).unwrap();
+        let local = |v: &str| {
+            let d = parse_date_local(v, &cet).unwrap();
+            (d.prefix, d.lo, d.hi)
+        };
+        assert_eq!(
+            local("ge2025-03-15T08:30:00Z"),
+            r(Prefix::Ge, "2025-03-15T09:30:00", "2025-03-15T09:30:01")
+        );
+        // An unencoded `+` arrives as a space.
+        assert_eq!(
+            local("2025-03-15T10:30 02:00"),
+            r(Prefix::Eq, "2025-03-15T09:30", "2025-03-15T09:31")
+        );
+        assert_eq!(
+            local("lt2025-12-31T23:30:00.5-01:00"),
+            r(Prefix::Lt, "2026-01-01T01:30:00.5", "2026-01-01T01:30:00.6")
+        );
+        // No zone: already local. Dates have none.
+        assert_eq!(
+            local("2025-03-15T08:30"),
+            r(Prefix::Eq, "2025-03-15T08:30", "2025-03-15T08:31")
+        );
+        assert_eq!(local("2025-03-15"), range("2025-03-15"));
+        // Dropped, not converted, without a zone to convert to.
+        assert_eq!(
+            range("2025-03-15T08:30:00Z"),
+            r(Prefix::Eq, "2025-03-15T08:30:00", "2025-03-15T08:30:01")
+        );
+        // Past year 9999 in local time: not a comparable value.
+        assert!(parse_date_local("9999-12-31T23:30:00Z", &cet).is_err());
     }
 }

@@ -77,7 +77,7 @@ fn minimal_patient_has_no_empty_elements() {
 
 #[test]
 fn service_request_json() {
-    let c = Converter::new("+01:00");
+    let c = Converter::new(chrono::FixedOffset::east_opt(3600).unwrap());
     let sr = c.service_request(&common::appointment(AppointmentStatus::Scheduled), &pref());
     assert_eq!(
         to_json(&sr),
@@ -494,7 +494,7 @@ fn appointment_from_fhir() {
 
 #[test]
 fn appointment_from_converter_output() {
-    let c = Converter::new("+01:00");
+    let c = Converter::new(chrono::FixedOffset::east_opt(3600).unwrap());
     let model = common::appointment(AppointmentStatus::Completed);
     let got = appointment_to_model(&c.appointment(&model, &pref())).unwrap();
     assert_eq!(got.patient_id, "p1");

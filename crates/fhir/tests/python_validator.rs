@@ -55,7 +55,7 @@ fn check_with_python(resources: &[Value]) {
 }
 
 fn produced() -> Vec<Value> {
-    let c = Converter::new("+01:00");
+    let c = Converter::new(chrono::FixedOffset::east_opt(3600).unwrap());
     let pref = Reference::to("Patient", "p1");
     let m = common::measurement();
     let mut all = vec![serde_json::to_value(patient(&common::patient())).unwrap()];

@@ -168,6 +168,14 @@ async fn token(addr: SocketAddr, cfg: &Path, name: &str, scopes: &[&str]) -> Str
 /// `medrelay serve` with an HL7 integration (group `cardio`) and a FHIR one
 /// (group `ct`).
 async fn start(dir: &Path) -> (ServeProcess, SocketAddr, SocketAddr, std::path::PathBuf) {
+    start_in_zone(dir, None).await
+}
+
+/// [`start`], with the server's `TZ` set to `zone`.
+async fn start_in_zone(
+    dir: &Path,
+    zone: Option<&str>,
+) -> (ServeProcess, SocketAddr, SocketAddr, std::path::PathBuf) {
     let http_addr = free_port();
     let mllp = free_port();
     let cfg = dir.join("medrelay.toml");
@@ -182,7 +190,8 @@ async fn start(dir: &Path) -> (ServeProcess, SocketAddr, SocketAddr, std::path::
     )
     .unwrap();
     check_ok(&cfg);
-    let server = ServeProcess::start(BIN, &cfg, http_addr).await;
+    let env: Vec<(&str, &str)> = zone.map(|z| ("TZ", z)).into_iter().collect();
+    let server = ServeProcess::start_with_env(BIN, &cfg, http_addr, &env).await;
     (server, http_addr, mllp, cfg)
 }
 
@@ -779,7 +788,10 @@ async fn patients_page_version_and_search() {
         ("name=%FF%FE".to_string(), 200),
         ("name:contains=%FF%FE".to_string(), 200),
         ("family:contains=%25%5F%00".to_string(), 200),
-        ("family:exact=%27%3B%20DROP%20TABLE%20patients--".to_string(), 200),
+        (
+            "family:exact=%27%3B%20DROP%20TABLE%20patients--".to_string(),
+            200,
+        ),
         ("given=%F0%9F%92%A9".to_string(), 200),
         (format!("family:contains={}", "x".repeat(20_000)), 200),
         // No end to its prefix range: the range is left open.
@@ -990,5 +1002,97 @@ async fn hl7_updates_make_patient_versions() {
     let mut valid = Validator::default();
     valid.add(&now);
     valid.add(&v1);
+    valid.check();
+}
+
+/// Stored times are wall-clock times of the server's zone: zoned FHIR times
+/// are converted on the way in, read back with the offset in force then
+/// (summer and winter), and zoned search values compare in that zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_are_local_to_the_servers_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, mllp, cfg) = start_in_zone(dir.path(), Some("Europe/Berlin")).await;
+    let mut valid = Validator::default();
+    let scheduler = Client {
+        addr,
+        token: Some(token(addr, &cfg, "scheduler", &["system/*.*"]).await),
+    };
+    send_orders(mllp, 1).await;
+    let pid = {
+        let r = scheduler.get("/fhir/R4/Patient?identifier=MRN-0").await;
+        entries(&r.body, "match")[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let book = |start: &str, end: &str| {
+        json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "serviceType": [{"coding": [{"system": "http://loinc.org", "code": "11524-6"}]}],
+            "start": start,
+            "end": end,
+            "participant": [{"actor": {"reference": format!("Patient/{pid}")}, "status": "accepted"}]
+        })
+    };
+    let summer = scheduler
+        .post(
+            "/fhir/R4/Appointment",
+            &book("2026-07-06T08:00:00Z", "2026-07-06T08:20:00Z"),
+        )
+        .await;
+    assert_eq!(summer.status, 201, "{}", summer.raw);
+    assert_eq!(
+        summer.body["start"], "2026-07-06T10:00:00+02:00",
+        "{}",
+        summer.raw
+    );
+    valid.add(&summer);
+    let winter = scheduler
+        .post(
+            "/fhir/R4/Appointment",
+            &book("2026-12-06T10:30:00+02:00", "2026-12-06T10:50:00+02:00"),
+        )
+        .await;
+    assert_eq!(winter.status, 201, "{}", winter.raw);
+    assert_eq!(
+        winter.body["start"], "2026-12-06T09:30:00+01:00",
+        "{}",
+        winter.raw
+    );
+
+    // The worklist shows the local time, as for an HL7 order.
+    let device = device_add_in(&cfg, "ct-1", "ct", "default");
+    let items = worklist(addr, &device).await;
+    let id = summer.body["id"].as_str().unwrap();
+    let item = items
+        .iter()
+        .find(|i| i["id"] == id)
+        .expect("on the worklist");
+    assert_eq!(item["scheduled_at"], "2026-07-06T10:00:00", "{item}");
+
+    let found = |q: &'static str| {
+        let c = &scheduler;
+        async move {
+            let r = c
+                .get(&format!("/fhir/R4/Appointment?{q}&_summary=count"))
+                .await;
+            assert_eq!(r.status, 200, "{q}: {}", r.raw);
+            r.body["total"].as_u64().unwrap()
+        }
+    };
+    // 07:30Z is 09:30 in Berlin in July: the 10:00 appointment is later.
+    assert_eq!(
+        found("date=ge2026-07-06T07:30:00Z&date=lt2026-07-07").await,
+        1
+    );
+    assert_eq!(
+        found("date=gt2026-07-06T08:30:00Z&date=lt2026-07-07").await,
+        0
+    );
+    assert_eq!(found("date=2026-07-06T10:00:00%2B02:00").await, 1);
+    assert_eq!(found("date=2026-07-06T08:00:00Z").await, 1);
+    assert_eq!(found("date=2026-12-06T08:30:00Z").await, 1);
+    assert_eq!(found("date=2026-07-06").await, 1);
     valid.check();
 }

@@ -468,9 +468,20 @@ impl ServeProcess {
     /// Starts `bin serve --config config` and waits until `/healthz` on `http`
     /// answers 200.
     pub async fn start(bin: &str, config: &std::path::Path, addr: SocketAddr) -> ServeProcess {
+        ServeProcess::start_with_env(bin, config, addr, &[]).await
+    }
+
+    /// [`start`](Self::start) with extra environment variables (`TZ` …).
+    pub async fn start_with_env(
+        bin: &str,
+        config: &std::path::Path,
+        addr: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
         let child = std::process::Command::new(bin)
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("MEDRELAY_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -479,8 +479,12 @@ pub(crate) fn prefer_return(headers: &HeaderMap) -> Return {
 }
 
 /// The converter for model times without an offset: the server's local one.
+/// Model times are wall-clock times of this machine's zone (`TZ`, else
+/// `/etc/localtime`): the zone HL7 and GDT senders on site write theirs in.
 pub(crate) fn converter() -> Converter {
-    Converter::default()
+    static LOCAL: std::sync::LazyLock<Converter> =
+        std::sync::LazyLock::new(|| Converter::new(chrono::Local));
+    LOCAL.clone()
 }
 
 /// `http://host/fhir/R4`, for `fullUrl`, links and `Location`.

@@ -476,16 +476,28 @@ pub async fn create_service_request(
 
 fn service_request_order(value: &Value) -> Result<NewOrder, Vec<Issue>> {
     let sr: FhirServiceRequest = parse_resource(SERVICE_REQUEST, value).map_err(|e| e.1.issue)?;
-    let (patient_id, appointment) = convert::service_request_to_order(&sr)?;
+    let (patient_id, mut appointment) = convert::service_request_to_order(&sr)?;
+    local_times(&mut appointment);
     Ok(NewOrder {
         patient_id,
         appointment,
     })
 }
 
+/// The store keeps local times, as HL7 brings them (see `super::converter`).
+fn local_times(a: &mut medrelay_worklist::Appointment) {
+    let c = super::converter();
+    for t in [&mut a.scheduled_at, &mut a.order.request_date] {
+        if let Some(v) = t.as_mut() {
+            *v = c.local_time(v);
+        }
+    }
+}
+
 fn appointment_order(value: &Value) -> Result<(NewOrder, Option<String>), Vec<Issue>> {
     let a: FhirAppointment = parse_resource(APPOINTMENT, value).map_err(|e| e.1.issue)?;
-    let incoming = convert::appointment_to_model(&a)?;
+    let mut incoming = convert::appointment_to_model(&a)?;
+    local_times(&mut incoming.appointment);
     Ok((
         NewOrder {
             patient_id: incoming.patient_id,

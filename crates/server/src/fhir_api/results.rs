@@ -554,7 +554,12 @@ pub async fn create_study(
         .create_study(NewStudy {
             org: bearer.org().to_string(),
             patient_id: Some(patient_id),
-            started: study.started.clone(),
+            // Indexed in local time, like every stored time; the resource
+            // itself is kept as sent.
+            started: study
+                .started
+                .as_deref()
+                .map(|t| super::converter().local_time(t)),
             modalities,
             json: value.to_string(),
         })

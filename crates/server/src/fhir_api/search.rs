@@ -318,7 +318,8 @@ pub fn dates(p: &Param) -> Result<Vec<DateFilter>, FhirError> {
     p.values
         .iter()
         .map(|v| {
-            let d = fs::parse_date(v).map_err(|e| bad_value(&p.name, e))?;
+            let d = fs::parse_date_local(v, super::converter().zone())
+                .map_err(|e| bad_value(&p.name, e))?;
             Ok(DateFilter {
                 op: match d.prefix {
                     Prefix::Eq => DateOp::Eq,
