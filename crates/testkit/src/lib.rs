@@ -481,6 +481,9 @@ impl ServeProcess {
         let child = std::process::Command::new(bin)
             .args(["serve", "--config"])
             .arg(config)
+            // Times in FHIR answers depend on the zone: the same in every
+            // test run unless a test asks for another.
+            .env("TZ", "UTC")
             .envs(env.iter().copied())
             .env("MEDRELAY_LOG", "warn")
             .stdout(std::process::Stdio::null())
