@@ -1,31 +1,33 @@
 -- FHIR string search (Patient `family`, `given`, and `name`, which matches
 -- either): "starts with", insensitive to case and accents (R4 search
 -- §3.1.1.4.8), so `muller` and `MÜLLER` find Müller and `strasse` finds
--- Straße. Each family and given name of a patient is kept folded
--- (`crate::fold`: compatibility decomposition, marks removed, case folded),
--- and a prefix is then a range on the primary key instead of a scan of every
--- patient's JSON. The backfill below calls the same function as
--- `medrelay_fold`, registered on the connection that migrates.
---
--- Written by the statements that write a patient's JSON
--- (src/sqlite/names.rs says why not by triggers). The key starts with
--- (org, norm) so that `name`, which matches either kind, uses the same range
--- as `family`.
+-- Straße. Each patient's family and given names are kept folded
+-- (`crate::fold`: compatibility decomposition, marks removed, case folded) in
+-- one narrow row keyed by the patient id:
+--   family  the folded family name ('' without one)
+--   given   the folded given names, each closed by a unit separator and the
+--           first opened by one: x'1F' || 'pedro' || x'1F' || 'maria' || x'1F'
+--           ('' without any); separators in names are folded to spaces.
+-- A search scans these rows with instr(), never the patients' JSON. Keyed by
+-- the patient id, a new patient's row is appended where the previous one
+-- went: an index on the names would put each name on a random page of a
+-- large B-tree, one more page written per name and per new patient on the
+-- order path. Written by the statements that write a patient's JSON
+-- (src/sqlite/names.rs).
 CREATE TABLE patient_names (
+    patient_id INTEGER PRIMARY KEY,
     org        TEXT    NOT NULL,
-    norm       TEXT    NOT NULL,
-    kind       TEXT    NOT NULL CHECK (kind IN ('family', 'given')),
-    patient_id INTEGER NOT NULL,
-    PRIMARY KEY (org, norm, kind, patient_id)
-) WITHOUT ROWID;
--- No second index (by patient) and no foreign key (its parent look-up per
--- row measured ~2 µs of writer time per new patient): a new patient's names
--- cost one B-tree on the order path. A changed patient's old rows are found through the key, from
--- the old JSON's names; patients are never deleted.
+    family     TEXT    NOT NULL,
+    given      TEXT    NOT NULL
+);
 
--- The patients already stored.
-INSERT OR IGNORE INTO patient_names (org, norm, kind, patient_id)
-SELECT org, medrelay_fold(v), k, id FROM (
-    SELECT org, id, json_extract(json, '$.family') AS v, 'family' AS k FROM patients
-    UNION ALL SELECT p.org, p.id, g.value, 'given' FROM patients p, json_each(p.json, '$.given') g
-) WHERE medrelay_fold(v) <> '';
+-- The patients already stored (`medrelay_fold` is `names::fold_part`,
+-- registered on the connection that migrates).
+INSERT INTO patient_names (patient_id, org, family, given)
+SELECT p.id, p.org,
+       coalesce(medrelay_fold(json_extract(p.json, '$.family')), ''),
+       coalesce((SELECT char(31) || group_concat(f, char(31)) || char(31)
+                 FROM (SELECT medrelay_fold(g.value) AS f
+                       FROM json_each(p.json, '$.given') g ORDER BY g.key)
+                 WHERE f <> ''), '')
+FROM patients p;

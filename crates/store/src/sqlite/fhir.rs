@@ -10,7 +10,7 @@ use medrelay_worklist::{Appointment, AppointmentStatus, Patient};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::names::{NameRow, index_names, name_rows};
+use super::names::{NameRow, SEP, fold_part, index_names};
 use super::worklist::{
     APPOINTMENT_COLS, MAX_PATIENT_IDENTIFIERS, MEASUREMENT_COLS, appointment_doc,
     appointment_only_from_row, json_col, limit_offset, measurement_from_row, merge_appointment,
@@ -296,57 +296,65 @@ enum NamePart {
     Any,
 }
 
-/// The condition of one string value on a patient's names. Folded matches
-/// read `patient_names` (migration 0008): a prefix is a range on its key;
-/// `:contains` scans the organisation's names, not their JSON. `:exact`
-/// narrows to the folded name first, then compares the stored text.
+/// The condition of one string value on a patient's names: a scan of the
+/// narrow `patient_names` rows (migration 0008) with `instr`. Given names are
+/// each opened and closed by `SEP` and a folded value holds none, so a match
+/// never spans two names. `:exact` narrows by the folded name, then compares
+/// the stored text.
 fn name_match(f: &mut Filter, part: NamePart, v: &StringFilter) -> String {
-    let kind = match part {
-        NamePart::Family => " AND n.kind = 'family'",
-        NamePart::Given => " AND n.kind = 'given'",
-        NamePart::Any => "",
+    let folded = fold_part(&v.value);
+    let sep = SEP.to_string();
+    let (family, given) = match v.how {
+        StringMatch::StartsWith => ("instr(n.family, ?) = 1", "instr(n.given, ?) > 0"),
+        StringMatch::Contains => ("instr(n.family, ?) > 0", "instr(n.given, ?) > 0"),
+        StringMatch::Exact => ("n.family = ?", "instr(n.given, ?) > 0"),
     };
-    let folded = crate::fold::fold(&v.value);
+    let given_value = match v.how {
+        StringMatch::StartsWith => format!("{sep}{folded}"),
+        StringMatch::Contains => folded.clone(),
+        StringMatch::Exact => format!("{sep}{folded}{sep}"),
+    };
     let org = f.org.clone();
-    let names = "p.id IN (SELECT n.patient_id FROM patient_names n WHERE n.org = ?";
-    match v.how {
-        StringMatch::StartsWith => {
-            f.text(&org);
+    f.text(&org);
+    let folded_match = match part {
+        NamePart::Family => {
             f.text(&folded);
-            let end = match crate::fold::prefix_end(&folded) {
-                Some(end) => format!(" AND n.norm < {}", f.text(&end)),
-                None => String::new(),
-            };
-            format!("{names} AND n.norm >= ?{end}{kind})")
+            format!("n.family <> '' AND {family}")
         }
-        StringMatch::Contains => {
-            f.text(&org);
+        NamePart::Given => {
+            f.text(&given_value);
+            format!("n.given <> '' AND {given}")
+        }
+        NamePart::Any => {
             f.text(&folded);
-            format!("{names} AND instr(n.norm, ?) > 0{kind})")
+            f.text(&given_value);
+            format!("((n.family <> '' AND {family}) OR (n.given <> '' AND {given}))")
         }
-        StringMatch::Exact => {
-            f.text(&org);
-            f.text(&folded);
-            let family = "json_extract(p.json, '$.family') = ?";
-            let given = "EXISTS (SELECT 1 FROM json_each(p.json, '$.given') g WHERE g.value = ?)";
-            let exact = match part {
-                NamePart::Family => {
-                    f.text(&v.value);
-                    family.to_string()
-                }
-                NamePart::Given => {
-                    f.text(&v.value);
-                    given.to_string()
-                }
-                NamePart::Any => {
-                    f.text(&v.value);
-                    f.text(&v.value);
-                    format!("({family} OR {given})")
-                }
-            };
-            format!("({names} AND n.norm = ?{kind}) AND {exact})")
-        }
+    };
+    let names = format!(
+        "p.id IN (SELECT n.patient_id FROM patient_names n WHERE n.org = ? AND {folded_match})"
+    );
+    if v.how != StringMatch::Exact {
+        return names;
     }
+    let family = "json_extract(p.json, '$.family') = ?";
+    let given = "EXISTS (SELECT 1 FROM json_each(p.json, '$.given') g WHERE g.value = ?)";
+    let exact = match part {
+        NamePart::Family => {
+            f.text(&v.value);
+            family.to_string()
+        }
+        NamePart::Given => {
+            f.text(&v.value);
+            given.to_string()
+        }
+        NamePart::Any => {
+            f.text(&v.value);
+            f.text(&v.value);
+            format!("({family} OR {given})")
+        }
+    };
+    format!("({names} AND {exact})")
 }
 
 /// Per AND group: the patients owning one of the identifiers (found through
@@ -441,7 +449,7 @@ pub(crate) struct PatientRow {
     json: String,
     /// (system, value) of each identifier, once each.
     identifiers: Vec<(String, String)>,
-    names: Vec<NameRow>,
+    names: NameRow,
     patient: Patient,
 }
 
@@ -452,7 +460,7 @@ impl PatientRow {
         Ok(PatientRow {
             json: to_json_text(&row)?,
             identifiers,
-            names: name_rows(&row),
+            names: NameRow::of(&row),
             patient: row,
         })
     }
@@ -514,7 +522,7 @@ pub(crate) fn create_patient(
     .execute(params![org, at, row.json])?;
     let id = conn.last_insert_rowid();
     own_identifiers(conn, org, id, &row.identifiers)?;
-    index_names(conn, org, id, &[], &row.names)?;
+    index_names(conn, org, id, &row.names)?;
     let mut patient = row.patient.clone();
     patient.id = id.to_string();
     Ok(Versioned {
@@ -559,10 +567,9 @@ pub(crate) fn update_patient(
 
     // Identical content makes no new version (like a repeated HL7 order).
     if json != row.json {
-        let old: Patient = serde_json::from_str(&json).map_err(super::worklist::json_error)?;
         conn.prepare_cached("UPDATE patients SET json = ?2, updated_at = ?3 WHERE id = ?1")?
             .execute(params![id, row.json, at])?;
-        index_names(conn, org, id, &name_rows(&old), &row.names)?;
+        index_names(conn, org, id, &row.names)?;
     }
     let mut disown = conn.prepare_cached(
         "DELETE FROM patient_identifiers \

@@ -214,7 +214,7 @@ fn register_functions(conn: &Connection) -> Result<(), StoreError> {
         |ctx| {
             Ok(match ctx.get_raw(0) {
                 ValueRef::Null => None,
-                ValueRef::Text(t) => Some(crate::fold::fold(&String::from_utf8_lossy(t))),
+                ValueRef::Text(t) => Some(names::fold_part(&String::from_utf8_lossy(t))),
                 ValueRef::Integer(i) => Some(i.to_string()),
                 ValueRef::Real(r) => Some(r.to_string()),
                 ValueRef::Blob(_) => None,

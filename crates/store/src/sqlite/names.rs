@@ -1,65 +1,92 @@
-//! `patient_names` (migration 0008): each name part of a patient, folded
-//! (`crate::fold`), for FHIR string search regardless of case and accents.
+//! `patient_names` (migration 0008): each patient's family and given names,
+//! folded (`crate::fold`), for FHIR string search regardless of case and
+//! accents. One narrow row per patient, keyed by its id, so a new patient's
+//! row is appended (the migration says why there is no index on the names)
+//! and a search scans a few megabytes instead of every patient's JSON.
 //!
-//! Written here by the four statements that write `patients.json` (the
-//! worklist's insert and merge, FHIR create and update) rather than by
-//! triggers: a trigger calling the fold function cost a new patient about
-//! half again its writer time on the order path, while the rows below are
-//! folded by the async caller and cost the writer one prepared insert each.
-//! `the_name_index_follows_every_write_path` covers every write site.
+//! Written by the statements that write `patients.json` (the worklist's
+//! insert and merge, FHIR create and update), with the names folded by the
+//! async caller where it can; `the_name_index_follows_every_write_path`
+//! covers every write site.
 
 use medrelay_worklist::Patient;
 use rusqlite::{Connection, params};
 
 use crate::error::StoreError;
 
-/// One row: the folded name and its kind.
-pub(crate) type NameRow = (String, &'static str);
+/// Closes each given name in `NameRow::given`.
+pub(crate) const SEP: char = '\u{1f}';
 
-/// A patient's family and given names as rows, each once, empty ones left
-/// out. Prefix and suffix are not searched: FHIR leaves what `name` matches
-/// to the server, and each row costs the order path a B-tree insert.
-pub(crate) fn name_rows(p: &Patient) -> Vec<NameRow> {
-    let parts = p
-        .family
-        .iter()
-        .map(|v| (v, "family"))
-        .chain(p.given.iter().map(|v| (v, "given")));
-    let mut rows: Vec<NameRow> = Vec::new();
-    for (value, kind) in parts {
-        let norm = crate::fold::fold(value);
-        if !norm.is_empty() && !rows.iter().any(|(n, k)| *n == norm && *k == kind) {
-            rows.push((norm, kind));
-        }
-    }
-    rows
+/// A name folded for search: a separator in it becomes a space, so a folded
+/// search value never spans two names.
+pub(crate) fn fold_part(s: &str) -> String {
+    crate::fold::fold(s).replace(SEP, " ")
 }
 
-/// Replaces `old` rows of the patient by `new` ones (only the difference is
-/// written; `old` empty for a new patient).
+/// A patient's `patient_names` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameRow {
+    family: String,
+    given: String,
+}
+
+impl NameRow {
+    pub(crate) fn of(p: &Patient) -> NameRow {
+        let mut given = String::new();
+        for g in p
+            .given
+            .iter()
+            .map(|g| fold_part(g))
+            .filter(|g| !g.is_empty())
+        {
+            if given.is_empty() {
+                given.push(SEP);
+            }
+            given.push_str(&g);
+            given.push(SEP);
+        }
+        NameRow {
+            family: p.family.as_deref().map(fold_part).unwrap_or_default(),
+            given,
+        }
+    }
+}
+
+/// Writes the patient's row (insert or replace by id).
 pub(crate) fn index_names(
     conn: &Connection,
     org: &str,
     patient_id: i64,
-    old: &[NameRow],
-    new: &[NameRow],
+    row: &NameRow,
 ) -> Result<(), StoreError> {
-    let gone: Vec<&NameRow> = old.iter().filter(|r| !new.contains(r)).collect();
-    if !gone.is_empty() {
-        let mut delete = conn.prepare_cached(
-            "DELETE FROM patient_names \
-             WHERE org = ?1 AND norm = ?2 AND kind = ?3 AND patient_id = ?4",
-        )?;
-        for (norm, kind) in gone {
-            delete.execute(params![org, norm, kind, patient_id])?;
-        }
-    }
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO patient_names (org, norm, kind, patient_id) \
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO patient_names (patient_id, org, family, given) \
          VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (norm, kind) in new.iter().filter(|r| !old.contains(r)) {
-        insert.execute(params![org, norm, kind, patient_id])?;
-    }
+    )?
+    .execute(params![patient_id, org, row.family, row.given])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_fold_names_and_close_each_given_name() {
+        let p = Patient {
+            family: Some("Müller\u{1f}X".into()),
+            given: vec!["Jürgen".into(), "".into(), "ANA".into()],
+            ..Patient::default()
+        };
+        let row = NameRow::of(&p);
+        assert_eq!(row.family, "muller x");
+        assert_eq!(row.given, "\u{1f}jurgen\u{1f}ana\u{1f}");
+        assert_eq!(
+            NameRow::of(&Patient::default()),
+            NameRow {
+                family: String::new(),
+                given: String::new()
+            }
+        );
+    }
 }

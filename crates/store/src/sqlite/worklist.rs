@@ -14,7 +14,7 @@ use medrelay_worklist::{
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
-use super::names::{NameRow, index_names, name_rows};
+use super::names::{NameRow, index_names};
 use super::sql::{delivery_from_row, insert_deliveries, one_row_changed};
 use crate::domain::{
     ApiToken, AppointmentQuery, GroupInfo, MeasurementIds, OutboundMessage, StoredMeasurement,
@@ -342,8 +342,8 @@ pub(crate) struct PreparedPatient {
     /// identifier given twice with different types).
     unchanged_if_equal: bool,
     empty: bool,
-    /// The `patient_names` rows of a new row.
-    names: Vec<NameRow>,
+    /// The `patient_names` row of a new patient.
+    names: NameRow,
 }
 
 impl PreparedPatient {
@@ -353,7 +353,7 @@ impl PreparedPatient {
             row_json: to_json_text(&row)?,
             unchanged_if_equal: merge_patient(&row, patient) == row,
             empty: patient_is_empty(patient),
-            names: name_rows(&row),
+            names: NameRow::of(&row),
         })
     }
 }
@@ -435,7 +435,7 @@ fn upsert_patient(
                     "UPDATE patients SET json = ?2, updated_at = ?3 WHERE id = ?1",
                 )?
                 .execute(params![id, to_json_text(&new)?, at])?;
-                index_names(conn, org, id, &name_rows(&old), &name_rows(&new))?;
+                index_names(conn, org, id, &NameRow::of(&new))?;
             }
             for ident in &new.identifiers {
                 if !old.identifiers.iter().any(|o| same_identifier(o, ident)) {
@@ -450,7 +450,7 @@ fn upsert_patient(
             )?
             .execute(params![org, at, prepared.row_json])?;
             let id = conn.last_insert_rowid();
-            index_names(conn, org, id, &[], &prepared.names)?;
+            index_names(conn, org, id, &prepared.names)?;
             for ident in usable_identifiers(patient) {
                 own.execute(params![org, system_key(ident), ident.value, id])?;
             }
