@@ -217,9 +217,7 @@ impl Browser {
             let el = self.find(css).await;
             match el.text().await {
                 Ok(t) => return t,
-                Err(e)
-                    if e.to_string().contains("stale") && std::time::Instant::now() < deadline =>
-                {
+                Err(e) if went_stale(&e.to_string()) && std::time::Instant::now() < deadline => {
                     tokio::task::yield_now().await;
                 }
                 Err(e) => panic!("text of {css:?}: {e}"),
@@ -462,6 +460,14 @@ impl Drop for Browser {
 /// The page changed between finding an element and using it.
 fn is_stale(e: &fantoccini::error::CmdError) -> bool {
     e.to_string().contains("stale element")
+}
+
+/// Whether a WebDriver error means the element belongs to a page that has
+/// since been replaced: chromedriver says "stale element reference", or, when
+/// the replacement happens during the read, passes on Chrome's "Node with
+/// given id does not belong to the document".
+fn went_stale(error: &str) -> bool {
+    error.contains("stale") || error.contains("does not belong to the document")
 }
 
 #[cfg(test)]
